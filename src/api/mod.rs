@@ -1,0 +1,81 @@
+//! The Defender for Endpoint API client shared by `test` and `pull`.
+//!
+//! It fetches one page at a time ([`DefenderClient::page`]) and leaves the choice
+//! of the next page to the caller, which knows its cursor. Inside a page call it
+//! owns everything about talking to the API: the call budget (100/min,
+//! 1,500/h), `Retry-After`, retries with backoff, one token refresh on 401, and
+//! turning the API's answers into typed errors.
+
+mod endpoint;
+
+pub use endpoint::Endpoint;
+
+use serde_json::value::RawValue;
+use url::Url;
+
+use crate::exit::Exit;
+
+/// Microsoft's largest `$top` for these endpoints.
+pub const MAX_TOP: u32 = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Auth(#[from] crate::auth::AuthError),
+    #[error(
+        "the API refused {endpoint} (403 Forbidden): the app registration lacks the `{permission}` application/delegated permission, \
+         or admin consent for it. Grant it in Entra ID → App registrations → API permissions → WindowsDefenderATP, then grant admin consent."
+    )]
+    Forbidden {
+        endpoint: Endpoint,
+        permission: &'static str,
+    },
+    #[error("the API stayed unavailable for {endpoint} after {attempts} attempts: {detail}")]
+    Unavailable {
+        endpoint: Endpoint,
+        attempts: u32,
+        detail: String,
+    },
+    #[error("the API answered {endpoint} with something that is not a page of records: {detail}")]
+    BadResponse { endpoint: Endpoint, detail: String },
+}
+
+impl ApiError {
+    pub fn exit(&self) -> Exit {
+        match self {
+            ApiError::Auth(e) => e.exit(),
+            ApiError::Forbidden { .. } => Exit::PermissionDenied,
+            ApiError::Unavailable { .. } => Exit::Unavailable,
+            ApiError::BadResponse { .. } => Exit::Unavailable,
+        }
+    }
+}
+
+/// One OData query against one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    pub endpoint: Endpoint,
+    /// `$filter`, already in OData syntax.
+    pub filter: Option<String>,
+    /// `$orderby`, e.g. `lastUpdateTime asc`.
+    pub orderby: Option<String>,
+    /// `$top`, at most [`MAX_TOP`].
+    pub top: u32,
+    /// `$skip`; 0 sends none.
+    pub skip: u64,
+}
+
+/// What to fetch next: a query, or a server-given `@odata.nextLink`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageRequest {
+    Query(Query),
+    Next { endpoint: Endpoint, url: Url },
+}
+
+/// One page, as the API returned it: each record kept as its raw JSON text, so
+/// it can be written out exactly as received.
+#[derive(Debug)]
+pub struct Page {
+    pub records: Vec<Box<RawValue>>,
+    pub next_link: Option<Url>,
+}

@@ -1,0 +1,84 @@
+//! defender-ingest: pull Microsoft Defender for Endpoint data into a log pipeline.
+//!
+//! The library behind every subcommand. [`run`] takes a parsed command line and
+//! returns the exit code the contract gives the outcome; `main.rs` only parses,
+//! calls it and exits.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod cloud;
+pub mod cmd;
+pub mod exit;
+pub mod net;
+pub mod pull;
+pub mod sandbox;
+pub mod secrets;
+pub mod state;
+pub mod time;
+
+use std::sync::Arc;
+
+pub use exit::Exit;
+
+/// `0.1.0 (abc1234567)`: the version and the git commit it was built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("DEFENDER_INGEST_GIT_COMMIT"), ")");
+
+/// What every subcommand gets: the profile name, where state lives, how to reach
+/// the network and where secrets are kept.
+pub struct Context {
+    pub profile: String,
+    pub store: state::StateStore,
+    pub http: net::HttpOptions,
+    pub secrets: Arc<dyn secrets::SecretStore>,
+    /// -1 for `-q`, 0 by default, 1.. for each `-v`.
+    pub verbosity: i8,
+}
+
+impl Context {
+    pub fn from_cli(global: &cli::GlobalArgs) -> anyhow::Result<Context> {
+        state::validate_name(&global.profile)?;
+        Ok(Context {
+            profile: global.profile.clone(),
+            store: state::StateStore::open(global.state_dir.as_deref())?,
+            http: net::HttpOptions::from_args(&global.net),
+            secrets: Arc::new(secrets::KeyringStore::new()),
+            verbosity: if global.quiet { -1 } else { global.verbose.min(3) as i8 },
+        })
+    }
+}
+
+/// Set up logging on stderr: warnings by default, `-v` info, `-vv` debug,
+/// `-vvv` trace, `-q` errors only; `RUST_LOG` overrides.
+pub fn init_logging(verbosity: i8) {
+    let level = match verbosity {
+        i8::MIN..=-1 => "error",
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("defender_ingest={level},warn")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+/// Run a parsed command line to completion.
+pub fn run(cli: cli::Cli) -> anyhow::Result<Exit> {
+    let verbosity = if cli.global.quiet { -1 } else { cli.global.verbose.min(3) as i8 };
+    init_logging(verbosity);
+    if let cli::Command::Generate(args) = &cli.command {
+        return cmd::generate::run(args);
+    }
+    let ctx = Context::from_cli(&cli.global)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(cmd::dispatch(&ctx, cli.command))
+}

@@ -1,0 +1,3 @@
+//! `pull`: incremental JSONL ingestion, every record version written once.
+
+pub mod sink;

@@ -1,0 +1,1 @@
+//! The sandbox tenant: a local Entra ID + Defender for Endpoint API.

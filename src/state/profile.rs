@@ -1,0 +1,140 @@
+//! The profile record as it sits in `{state-dir}/{profile}.toml`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::StateError;
+use crate::cli::Flow;
+use crate::cloud::Cloud;
+
+/// Bumped when the file's meaning changes; older builds refuse newer files.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One tenant connection and everything `pull` remembers about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub schema_version: u32,
+    /// The profile's name (also the file's stem).
+    pub name: String,
+    /// Whether `pull` fetches anything. New profiles start disabled.
+    pub enabled: bool,
+    /// When `authorize` last succeeded (the host's clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorized_at: Option<String>,
+    /// Key of this profile's entry in the OS keyring; not a secret. A fresh key is
+    /// made by each `authorize`, so two state directories never share credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_key: Option<String>,
+    pub connection: Connection,
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, EndpointState>,
+    /// Bookkeeping for `--output FILE` targets, keyed by the path as given.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, OutputMark>,
+}
+
+/// Where and how to sign in and call the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Connection {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub cloud: Cloud,
+    pub flow: Flow,
+    pub login_url: String,
+    pub api_url: String,
+    pub scope: String,
+}
+
+/// The position of one endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointState {
+    /// The endpoint's position in server time (alerts: the largest
+    /// `lastUpdateTime` written; investigations: the largest `startTime` seen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// When the last pull that covered this endpoint finished (host clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_pull: Option<String>,
+    /// A page size the server was seen to cap `$top` at, if smaller than asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_cap: Option<u32>,
+    /// What was already written within the endpoint's window: record id →
+    /// `"{content hash}@{time}"`. Bounded by the window, pruned every pull.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub seen: BTreeMap<String, String>,
+}
+
+/// What `pull` knows about an output file it appends to, so a crash that left
+/// uncommitted lines behind can be undone, and rotation recognised.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputMark {
+    pub dev: u64,
+    pub ino: u64,
+    /// The file's length when the state last moved: everything before it is accounted for.
+    pub committed_len: u64,
+}
+
+impl Profile {
+    pub fn new(name: &str, connection: Connection) -> Self {
+        Profile {
+            schema_version: SCHEMA_VERSION,
+            name: name.to_string(),
+            enabled: false,
+            authorized_at: None,
+            credential_key: None,
+            connection,
+            endpoints: BTreeMap::new(),
+            outputs: BTreeMap::new(),
+        }
+    }
+
+    pub fn endpoint(&self, name: &str) -> Option<&EndpointState> {
+        self.endpoints.get(name)
+    }
+
+    pub fn endpoint_mut(&mut self, name: &str) -> &mut EndpointState {
+        self.endpoints.entry(name.to_string()).or_default()
+    }
+
+    /// Parse the file's text; errors name the file and the line.
+    pub fn parse(text: &str, path: &Path) -> Result<Profile, StateError> {
+        // Check the version first, so a newer file is reported as such rather
+        // than as "unknown field".
+        if let Ok(table) = text.parse::<toml::Table>()
+            && let Some(v) = table.get("schema_version").and_then(|v| v.as_integer())
+            && v > SCHEMA_VERSION as i64
+        {
+            return Err(StateError::TooNew {
+                path: path.to_path_buf(),
+                found: v as u32,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        toml::from_str::<Profile>(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+                .unwrap_or(1);
+            StateError::Corrupt {
+                path: path.to_path_buf(),
+                line,
+                message: e.message().to_string(),
+            }
+        })
+    }
+
+    pub fn to_toml(&self) -> String {
+        let body = toml::to_string_pretty(self).expect("a profile always serializes");
+        format!(
+            "# defender-ingest state for profile `{}`. No secrets are stored here (they are in the OS keyring).\n\
+             # Safe to read; edit only while no command runs.\n{body}",
+            self.name
+        )
+    }
+}
