@@ -36,11 +36,23 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// Which connection (tenant + app registration) to use.
-    #[arg(short, long, global = true, env = "DEFENDER_INGEST_PROFILE", default_value = "default", value_name = "NAME")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "DEFENDER_INGEST_PROFILE",
+        default_value = "default",
+        value_name = "NAME"
+    )]
     pub profile: String,
 
     /// Where the TOML state and lock files live [default: the platform's state dir].
-    #[arg(long, global = true, env = "DEFENDER_INGEST_STATE_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "DEFENDER_INGEST_STATE_DIR",
+        value_name = "DIR"
+    )]
     pub state_dir: Option<PathBuf>,
 
     /// More logging on stderr (-v: info, -vv: debug, -vvv: trace).
@@ -68,11 +80,23 @@ pub struct NetArgs {
     pub proxy: Option<String>,
 
     /// Seconds to wait for a TCP/TLS connection.
-    #[arg(long, global = true, value_name = "SECS", default_value_t = 10, help_heading = "Network")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECS",
+        default_value_t = 10,
+        help_heading = "Network"
+    )]
     pub connect_timeout: u64,
 
     /// Seconds one HTTP request may take, body included.
-    #[arg(long, global = true, value_name = "SECS", default_value_t = 120, help_heading = "Network")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECS",
+        default_value_t = 120,
+        help_heading = "Network"
+    )]
     pub request_timeout: u64,
 }
 
@@ -92,7 +116,9 @@ pub enum Command {
     Generate(GenerateArgs),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Flow {
     /// Authorization code + PKCE; the browser redirects to a listener on 127.0.0.1.
@@ -184,7 +210,9 @@ pub struct DisableArgs {}
 
 /// Show a profile: tenant, enabled, authorized, and each endpoint's position. Never prints a secret.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  defender-ingest status\n  defender-ingest -p prod status --json")]
+#[command(
+    after_help = "Examples:\n  defender-ingest status\n  defender-ingest -p prod status --json"
+)]
 pub struct StatusArgs {
     /// Print one JSON object on stdout.
     #[arg(long)]

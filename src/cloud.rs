@@ -99,11 +99,29 @@ mod tests {
 
     #[test]
     fn government_clouds_use_the_us_authority() {
-        assert_eq!(Cloud::Global.endpoints().login_url, "https://login.microsoftonline.com");
-        assert_eq!(Cloud::Gcc.endpoints().login_url, "https://login.microsoftonline.com");
-        assert_eq!(Cloud::GccHigh.endpoints().login_url, "https://login.microsoftonline.us");
-        assert_eq!(Cloud::Dod.endpoints().login_url, "https://login.microsoftonline.us");
-        assert_eq!(Cloud::Gcc.endpoints().api_url, "https://api-gcc.securitycenter.microsoft.us");
-        assert_eq!(Cloud::Dod.endpoints().api_url, Cloud::GccHigh.endpoints().api_url);
+        assert_eq!(
+            Cloud::Global.endpoints().login_url,
+            "https://login.microsoftonline.com"
+        );
+        assert_eq!(
+            Cloud::Gcc.endpoints().login_url,
+            "https://login.microsoftonline.com"
+        );
+        assert_eq!(
+            Cloud::GccHigh.endpoints().login_url,
+            "https://login.microsoftonline.us"
+        );
+        assert_eq!(
+            Cloud::Dod.endpoints().login_url,
+            "https://login.microsoftonline.us"
+        );
+        assert_eq!(
+            Cloud::Gcc.endpoints().api_url,
+            "https://api-gcc.securitycenter.microsoft.us"
+        );
+        assert_eq!(
+            Cloud::Dod.endpoints().api_url,
+            Cloud::GccHigh.endpoints().api_url
+        );
     }
 }

@@ -22,7 +22,12 @@ use std::sync::Arc;
 pub use exit::Exit;
 
 /// `0.1.0 (abc1234567)`: the version and the git commit it was built from.
-pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("DEFENDER_INGEST_GIT_COMMIT"), ")");
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("DEFENDER_INGEST_GIT_COMMIT"),
+    ")"
+);
 
 /// What every subcommand gets: the profile name, where state lives, how to reach
 /// the network and where secrets are kept.
@@ -43,7 +48,11 @@ impl Context {
             store: state::StateStore::open(global.state_dir.as_deref())?,
             http: net::HttpOptions::from_args(&global.net),
             secrets: Arc::new(secrets::KeyringStore::new()),
-            verbosity: if global.quiet { -1 } else { global.verbose.min(3) as i8 },
+            verbosity: if global.quiet {
+                -1
+            } else {
+                global.verbose.min(3) as i8
+            },
         })
     }
 }
@@ -58,8 +67,9 @@ pub fn init_logging(verbosity: i8) {
         2 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("defender_ingest={level},warn")));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("defender_ingest={level},warn"))
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -70,7 +80,11 @@ pub fn init_logging(verbosity: i8) {
 
 /// Run a parsed command line to completion.
 pub fn run(cli: cli::Cli) -> anyhow::Result<Exit> {
-    let verbosity = if cli.global.quiet { -1 } else { cli.global.verbose.min(3) as i8 };
+    let verbosity = if cli.global.quiet {
+        -1
+    } else {
+        cli.global.verbose.min(3) as i8
+    };
     init_logging(verbosity);
     if let cli::Command::Generate(args) = &cli.command {
         return cmd::generate::run(args);

@@ -14,7 +14,11 @@ fn main() -> ExitCode {
             let code = exit::classify(&err);
             // stderr may be gone too (a closed terminal): nothing more to do then.
             let _ = writeln!(std::io::stderr(), "defender-ingest: error: {err:#}");
-            if code == Exit::Ok { Exit::Error.into() } else { code.into() }
+            if code == Exit::Ok {
+                Exit::Error.into()
+            } else {
+                code.into()
+            }
         }
     }
 }

@@ -87,10 +87,11 @@ pub fn client(opts: &HttpOptions) -> Result<reqwest::Client, NetError> {
             path: path.clone(),
             detail: e.to_string(),
         })?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| NetError::CaBundle {
-            path: path.clone(),
-            detail: e.to_string(),
-        })?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| NetError::CaBundle {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?;
         if certs.is_empty() {
             return Err(NetError::CaBundle {
                 path: path.clone(),
@@ -120,7 +121,8 @@ pub fn is_loopback(url: &Url) -> bool {
 
 /// Parse a login or API base URL given by the user, refusing plain HTTP except to loopback.
 pub fn parse_base_url(what: &str, s: &str) -> Result<Url, UsageError> {
-    let url = Url::parse(s.trim()).map_err(|e| UsageError::new(format!("{what} `{s}` is not a URL: {e}")))?;
+    let url = Url::parse(s.trim())
+        .map_err(|e| UsageError::new(format!("{what} `{s}` is not a URL: {e}")))?;
     match url.scheme() {
         "https" => {}
         "http" if is_loopback(&url) => {}
@@ -130,7 +132,11 @@ pub fn parse_base_url(what: &str, s: &str) -> Result<Url, UsageError> {
                 redact_url(s)
             )));
         }
-        other => return Err(UsageError::new(format!("{what} `{s}` has scheme `{other}`; use https://"))),
+        other => {
+            return Err(UsageError::new(format!(
+                "{what} `{s}` has scheme `{other}`; use https://"
+            )));
+        }
     }
     if url.host().is_none() {
         return Err(UsageError::new(format!("{what} `{s}` has no host")));
@@ -165,7 +171,12 @@ mod tests {
         ] {
             assert!(parse_base_url("--api-url", ok).is_ok(), "{ok}");
         }
-        for bad in ["http://example.com", "http://10.0.0.1", "ftp://127.0.0.1", "not a url"] {
+        for bad in [
+            "http://example.com",
+            "http://10.0.0.1",
+            "ftp://127.0.0.1",
+            "not a url",
+        ] {
             assert!(parse_base_url("--api-url", bad).is_err(), "{bad}");
         }
     }

@@ -69,8 +69,14 @@ pub struct Credentials {
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credentials")
-            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "<redacted>"))
-            .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -79,10 +85,12 @@ impl Credentials {
     pub fn load(store: &dyn SecretStore, key: &str) -> Result<Option<Credentials>, SecretError> {
         match store.load(key)? {
             None => Ok(None),
-            Some(text) => serde_json::from_str(&text).map(Some).map_err(|e| SecretError::Corrupt {
-                key: key.to_string(),
-                detail: format!("not JSON at column {}", e.column()),
-            }),
+            Some(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| SecretError::Corrupt {
+                    key: key.to_string(),
+                    detail: format!("not JSON at column {}", e.column()),
+                }),
         }
     }
 
@@ -103,7 +111,10 @@ impl SecretStore for MemoryStore {
         Ok(self.entries.lock().unwrap().get(key).cloned())
     }
     fn save(&self, key: &str, value: &str) -> Result<(), SecretError> {
-        self.entries.lock().unwrap().insert(key.to_string(), value.to_string());
+        self.entries
+            .lock()
+            .unwrap()
+            .insert(key.to_string(), value.to_string());
         Ok(())
     }
     fn delete(&self, key: &str) -> Result<(), SecretError> {
@@ -151,7 +162,10 @@ mod tests {
             client_secret: Some("s3cr3t~value".into()),
         };
         let shown = format!("{c:?}");
-        assert!(!shown.contains("secretrefresh") && !shown.contains("s3cr3t"), "{shown}");
+        assert!(
+            !shown.contains("secretrefresh") && !shown.contains("s3cr3t"),
+            "{shown}"
+        );
     }
 
     #[test]

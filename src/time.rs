@@ -76,8 +76,14 @@ mod tests {
     #[test]
     fn since_accepts_durations_and_times() {
         let now = parse("2026-12-03T10:00:00Z").unwrap();
-        assert_eq!(parse_since("7d", now).unwrap(), parse("2026-11-26T10:00:00Z").unwrap());
-        assert_eq!(parse_since("12h", now).unwrap(), parse("2026-12-02T22:00:00Z").unwrap());
+        assert_eq!(
+            parse_since("7d", now).unwrap(),
+            parse("2026-11-26T10:00:00Z").unwrap()
+        );
+        assert_eq!(
+            parse_since("12h", now).unwrap(),
+            parse("2026-12-02T22:00:00Z").unwrap()
+        );
         assert_eq!(
             parse_since("2026-11-01T00:00:00Z", now).unwrap(),
             parse("2026-11-01T00:00:00Z").unwrap()

@@ -10,7 +10,11 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 3] = [Endpoint::Alerts, Endpoint::Investigations, Endpoint::Recommendations];
+    pub const ALL: [Endpoint; 3] = [
+        Endpoint::Alerts,
+        Endpoint::Investigations,
+        Endpoint::Recommendations,
+    ];
 
     /// The name used in state, `status` and `test` output: `alerts`, ...
     pub fn name(self) -> &'static str {

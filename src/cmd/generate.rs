@@ -21,7 +21,13 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<Exit> {
 /// Every generated file as (name, bytes).
 pub fn files() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     let mut out = Vec::new();
-    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::PowerShell, Shell::Elvish] {
+    for shell in [
+        Shell::Bash,
+        Shell::Zsh,
+        Shell::Fish,
+        Shell::PowerShell,
+        Shell::Elvish,
+    ] {
         let mut cmd = Cli::command();
         let mut buf = Vec::new();
         clap_complete::generate(shell, &mut cmd, BIN, &mut buf);

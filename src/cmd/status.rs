@@ -24,8 +24,13 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> anyhow::Result<Exit> {
 /// Whether the profile can sign in without a person: credentials in the keyring,
 /// or a client secret in the environment for an app-only profile.
 fn authorized(ctx: &Context, profile: &Profile) -> (bool, Option<String>) {
-    if profile.connection.flow == Flow::ClientSecret && std::env::var_os(CLIENT_SECRET_ENV).is_some() {
-        return (true, Some(format!("client secret from {CLIENT_SECRET_ENV}")));
+    if profile.connection.flow == Flow::ClientSecret
+        && std::env::var_os(CLIENT_SECRET_ENV).is_some()
+    {
+        return (
+            true,
+            Some(format!("client secret from {CLIENT_SECRET_ENV}")),
+        );
     }
     let Some(key) = &profile.credential_key else {
         return (false, None);
@@ -75,8 +80,16 @@ fn table(profile: &Profile, authorized: bool, note: Option<&str>) -> String {
         c.client_id,
         c.cloud.name(),
         c.api_url,
-        if profile.enabled { "yes" } else { "no (run `enable`)" },
-        if authorized { "yes" } else { "no (run `authorize`)" },
+        if profile.enabled {
+            "yes"
+        } else {
+            "no (run `enable`)"
+        },
+        if authorized {
+            "yes"
+        } else {
+            "no (run `authorize`)"
+        },
         note.map(|n| format!(" — {n}")).unwrap_or_default(),
     );
     out.push_str("\nendpoint          cursor                          last pull\n");

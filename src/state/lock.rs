@@ -47,7 +47,9 @@ impl ProfileLock {
         loop {
             match file.try_lock() {
                 Ok(()) => return Ok(ProfileLock { _file: file, path }),
-                Err(TryLockError::WouldBlock) if mode == LockMode::State && Instant::now() < deadline => {
+                Err(TryLockError::WouldBlock)
+                    if mode == LockMode::State && Instant::now() < deadline =>
+                {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 Err(TryLockError::WouldBlock) => {

@@ -39,13 +39,21 @@ pub enum StateError {
         found: u32,
         supported: u32,
     },
-    #[error("profile `{profile}` does not exist in {dir}; run `defender-ingest --profile {profile} authorize` first")]
+    #[error(
+        "profile `{profile}` does not exist in {dir}; run `defender-ingest --profile {profile} authorize` first"
+    )]
     NoProfile { profile: String, dir: PathBuf },
-    #[error("`{0}` is not a valid profile name: use letters, digits, `.`, `_` and `-` (not starting with `.`)")]
+    #[error(
+        "`{0}` is not a valid profile name: use letters, digits, `.`, `_` and `-` (not starting with `.`)"
+    )]
     BadProfileName(String),
-    #[error("another `pull` is running for profile `{profile}` (lock {path} is held); try again when it ends")]
+    #[error(
+        "another `pull` is running for profile `{profile}` (lock {path} is held); try again when it ends"
+    )]
     Locked { profile: String, path: PathBuf },
-    #[error("no state directory: set --state-dir or DEFENDER_INGEST_STATE_DIR (no home directory was found)")]
+    #[error(
+        "no state directory: set --state-dir or DEFENDER_INGEST_STATE_DIR (no home directory was found)"
+    )]
     NoStateDir,
     #[error("cannot {action} {path}: {source}")]
     Io {
@@ -78,7 +86,8 @@ impl StateError {
 /// The default state directory: `$XDG_STATE_HOME/defender-ingest` on Linux, the
 /// local data directory elsewhere.
 pub fn default_dir() -> Result<PathBuf, StateError> {
-    let dirs = directories::ProjectDirs::from("", "", "defender-ingest").ok_or(StateError::NoStateDir)?;
+    let dirs =
+        directories::ProjectDirs::from("", "", "defender-ingest").ok_or(StateError::NoStateDir)?;
     Ok(dirs
         .state_dir()
         .map(Path::to_path_buf)

@@ -25,8 +25,16 @@ fn round_trips_every_field() {
     let e = p.endpoint_mut("alerts");
     e.cursor = Some("2026-12-03T09:59:59.1234567Z".into());
     e.page_cap = Some(10);
-    e.seen.insert("da1".into(), "00ff@2026-12-03T09:59:59.1234567Z".into());
-    p.outputs.insert("/tmp/x.jsonl".into(), OutputMark { dev: 1, ino: 2, committed_len: 3 });
+    e.seen
+        .insert("da1".into(), "00ff@2026-12-03T09:59:59.1234567Z".into());
+    p.outputs.insert(
+        "/tmp/x.jsonl".into(),
+        OutputMark {
+            dev: 1,
+            ino: 2,
+            committed_len: 3,
+        },
+    );
     store.save(&p).unwrap();
     assert_eq!(store.load("prod").unwrap(), Some(p));
     assert_eq!(store.list().unwrap(), vec!["prod".to_string()]);
@@ -58,7 +66,14 @@ fn corrupt_file_names_line_and_is_not_overwritten() {
     assert!(msg.contains(&path.display().to_string()), "{msg}");
     let line = text.lines().count();
     assert!(msg.contains(&format!("line {line}")), "{msg}");
-    assert!(store.update("p", |p| { p.enabled = true; Ok(()) }).is_err());
+    assert!(
+        store
+            .update("p", |p| {
+                p.enabled = true;
+                Ok(())
+            })
+            .is_err()
+    );
     assert_eq!(fs::read_to_string(&path).unwrap(), text);
 }
 
@@ -87,7 +102,10 @@ fn pull_lock_is_exclusive_and_released_on_drop() {
     let dir = tempfile::tempdir().unwrap();
     let store = StateStore::new(dir.path());
     let held = store.lock("p", LockMode::Pull).unwrap();
-    assert!(matches!(store.lock("p", LockMode::Pull), Err(StateError::Locked { .. })));
+    assert!(matches!(
+        store.lock("p", LockMode::Pull),
+        Err(StateError::Locked { .. })
+    ));
     // The state lock is a different file: enable/disable are not blocked by a pull.
     drop(store.lock("p", LockMode::State).unwrap());
     drop(held);

@@ -1,0 +1,7 @@
+//! The integration tests: one binary, one module per concern. They run the built
+//! `defender-ingest` as a child process in a sealed environment (temporary HOME
+//! and state dir) against the sandbox tenant over real loopback sockets.
+
+mod common;
+
+mod state_cli;
