@@ -62,6 +62,9 @@ pub fn classify(err: &anyhow::Error) -> Exit {
         if let Some(e) = cause.downcast_ref::<crate::api::ApiError>() {
             return e.exit();
         }
+        if let Some(e) = cause.downcast_ref::<crate::pull::PullError>() {
+            return e.exit();
+        }
         if let Some(e) = cause.downcast_ref::<crate::pull::sink::SinkError>() {
             return e.exit();
         }

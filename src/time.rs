@@ -91,3 +91,8 @@ mod tests {
         assert!(parse_since("yesterday", now).unwrap_err().contains("7d"));
     }
 }
+
+/// `2026-12-03T15:00:00Z`: whole seconds, for `fetched_at`.
+pub fn rfc3339_seconds(t: Timestamp) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}

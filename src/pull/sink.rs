@@ -1,6 +1,21 @@
-//! Where the JSON lines go: stdout or an appended file.
+//! Where the JSON lines go: stdout, or a file that is appended to.
+//!
+//! A [`Sink`] buffers lines and makes them durable on [`Sink::commit`] (flush,
+//! and fsync for files); `pull` moves its state only after that. For files it
+//! also undoes what an interrupted pull left behind: the state records the
+//! offset a pull started appending at (`pending_from`) together with the file's
+//! identity (device + inode), and the next pull cuts the file back to that
+//! offset before it writes, so a crash never causes duplicates. A file replaced
+//! (logrotate `create`) or shrunk (`copytruncate`) since is a fresh file.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Stdout, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::value::RawValue;
 
 use crate::exit::Exit;
+use crate::state::OutputMark;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -8,12 +23,316 @@ pub enum SinkError {
     Write {
         target: String,
         #[source]
-        source: std::io::Error,
+        source: io::Error,
+    },
+    #[error("cannot open the output file {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
     },
 }
 
 impl SinkError {
     pub fn exit(&self) -> Exit {
-        Exit::OutputFailed
+        match self {
+            SinkError::Write { .. } => Exit::OutputFailed,
+            SinkError::Open { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                Exit::Usage
+            }
+            SinkError::Open { .. } => Exit::OutputFailed,
+        }
+    }
+}
+
+/// What opening a file found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovery {
+    /// Nothing to undo.
+    Clean,
+    /// An interrupted pull's lines were cut off: the file went from `from` bytes to `to`.
+    Truncated { from: u64, to: u64 },
+    /// The file is not the one the state knew (rotated, replaced or shrunk).
+    Replaced,
+}
+
+const BUFFER: usize = 1 << 20;
+
+pub enum Sink {
+    Stdout(BufWriter<Stdout>),
+    File(FileSink),
+}
+
+pub struct FileSink {
+    path: PathBuf,
+    out: BufWriter<File>,
+    created: bool,
+}
+
+impl Sink {
+    pub fn stdout() -> Sink {
+        Sink::Stdout(BufWriter::with_capacity(BUFFER, io::stdout()))
+    }
+
+    /// Open `path` for appending, undoing an interrupted pull's output as `mark` says.
+    pub fn open_file(
+        path: &Path,
+        mark: Option<&OutputMark>,
+    ) -> Result<(Sink, Recovery), SinkError> {
+        let open_err = |source| SinkError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let existed = path.exists();
+        let mut opts = OpenOptions::new();
+        opts.append(true).create(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o640);
+        }
+        let file = opts.open(path).map_err(open_err)?;
+        let (dev, ino, len) = identity(&file).map_err(open_err)?;
+        let recovery = match mark {
+            None => Recovery::Clean,
+            Some(m) if m.dev != dev || m.ino != ino => Recovery::Replaced,
+            Some(m) => match m.pending_from {
+                Some(p) if len > p => {
+                    file.set_len(p).map_err(open_err)?;
+                    file.sync_all().map_err(open_err)?;
+                    Recovery::Truncated { from: len, to: p }
+                }
+                Some(p) if len < p => Recovery::Replaced,
+                _ if len < m.committed_len => Recovery::Replaced,
+                _ => Recovery::Clean,
+            },
+        };
+        Ok((
+            Sink::File(FileSink {
+                path: path.to_path_buf(),
+                out: BufWriter::with_capacity(BUFFER, file),
+                created: !existed,
+            }),
+            recovery,
+        ))
+    }
+
+    /// Where the output goes, for messages.
+    pub fn target(&self) -> String {
+        match self {
+            Sink::Stdout(_) => "stdout".to_string(),
+            Sink::File(f) => f.path.display().to_string(),
+        }
+    }
+
+    /// The file's identity and current length (files only), to record as the
+    /// start of a pull before anything is written.
+    pub fn mark(&mut self) -> Result<Option<OutputMark>, SinkError> {
+        let target = self.target();
+        match self {
+            Sink::Stdout(_) => Ok(None),
+            Sink::File(f) => {
+                let (dev, ino, len) = identity(f.out.get_ref())
+                    .map_err(|source| SinkError::Write { target, source })?;
+                Ok(Some(OutputMark {
+                    dev,
+                    ino,
+                    committed_len: len,
+                    pending_from: Some(len),
+                }))
+            }
+        }
+    }
+
+    /// Write one output line: the contract's envelope around the raw record.
+    pub fn write_record(&mut self, line: &Envelope<'_>, data: &RawValue) -> Result<(), SinkError> {
+        let result = match self {
+            Sink::Stdout(w) => line.write(w, data),
+            Sink::File(f) => line.write(&mut f.out, data),
+        };
+        result.map_err(|source| SinkError::Write {
+            target: self.target(),
+            source,
+        })
+    }
+
+    /// Make everything written so far durable. For files, returns the mark to
+    /// record in the state (identity and length, nothing pending).
+    pub fn commit(&mut self) -> Result<Option<OutputMark>, SinkError> {
+        let target = self.target();
+        let err = |source| SinkError::Write {
+            target: target.clone(),
+            source,
+        };
+        match self {
+            Sink::Stdout(w) => {
+                w.flush().map_err(err)?;
+                Ok(None)
+            }
+            Sink::File(f) => {
+                f.out.flush().map_err(err)?;
+                let file = f.out.get_ref();
+                file.sync_data().map_err(err)?;
+                if f.created {
+                    if let Some(dir) = f.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        crate::state::sync_dir(dir).map_err(err)?;
+                    }
+                    f.created = false;
+                }
+                let (dev, ino, len) = identity(file).map_err(err)?;
+                Ok(Some(OutputMark {
+                    dev,
+                    ino,
+                    committed_len: len,
+                    pending_from: None,
+                }))
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+fn identity(file: &File) -> io::Result<(u64, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = file.metadata()?;
+    Ok((m.dev(), m.ino(), m.len()))
+}
+
+#[cfg(not(unix))]
+fn identity(file: &File) -> io::Result<(u64, u64, u64)> {
+    let m = file.metadata()?;
+    Ok((0, 0, m.len()))
+}
+
+/// The fixed part of an output line: `{"kind":…,"tenant_id":…,"fetched_at":…,"data":`.
+pub struct Envelope<'a> {
+    prefix: &'a str,
+}
+
+impl<'a> Envelope<'a> {
+    /// Build the prefix once per page.
+    pub fn prefix(kind: &str, tenant_id: &str, fetched_at: &str) -> String {
+        format!(
+            "{{\"kind\":{},\"tenant_id\":{},\"fetched_at\":{},\"data\":",
+            serde_json::Value::from(kind),
+            serde_json::Value::from(tenant_id),
+            serde_json::Value::from(fetched_at)
+        )
+    }
+
+    pub fn new(prefix: &'a str) -> Envelope<'a> {
+        Envelope { prefix }
+    }
+
+    fn write<W: Write>(&self, w: &mut W, data: &RawValue) -> io::Result<()> {
+        w.write_all(self.prefix.as_bytes())?;
+        let raw = data.get().as_bytes();
+        if raw.iter().any(|&b| b == b'\n' || b == b'\r') {
+            write_compact(w, raw)?;
+        } else {
+            w.write_all(raw)?;
+        }
+        w.write_all(b"}\n")
+    }
+}
+
+/// Write JSON without the whitespace between tokens (a pretty-printed record
+/// must still be one line); strings, key order and numbers stay as they were.
+fn write_compact<W: Write>(w: &mut W, raw: &[u8]) -> io::Result<()> {
+    let mut out = Vec::with_capacity(raw.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in raw {
+        if in_string {
+            out.push(b);
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if b == b'"' {
+            in_string = true;
+            out.push(b);
+        } else if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+            out.push(b);
+        }
+    }
+    w.write_all(&out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_string()).unwrap()
+    }
+
+    fn line(data: &str) -> String {
+        let prefix = Envelope::prefix("alert", "contoso", "2026-12-03T15:00:00Z");
+        let mut buf = Vec::new();
+        Envelope::new(&prefix).write(&mut buf, &raw(data)).unwrap();
+        String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn envelope_wraps_the_record_verbatim() {
+        let l = line(r#"{"id":"da1","z":1,"a":"x y"}"#);
+        assert_eq!(
+            l,
+            "{\"kind\":\"alert\",\"tenant_id\":\"contoso\",\"fetched_at\":\"2026-12-03T15:00:00Z\",\"data\":{\"id\":\"da1\",\"z\":1,\"a\":\"x y\"}}\n"
+        );
+    }
+
+    #[test]
+    fn pretty_records_become_one_line_with_strings_intact() {
+        let l = line("{\n  \"id\": \"da1\",\n  \"t\": \"a \\\" b\\n c\",\n  \"n\": [1, 2]\n}");
+        assert_eq!(l.matches('\n').count(), 1);
+        let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+        assert_eq!(v["data"]["t"], "a \" b\n c");
+        assert!(
+            l.contains(r#"{"id":"da1","t":"a \" b\n c","n":[1,2]}"#),
+            "{l}"
+        );
+    }
+
+    #[test]
+    fn interrupted_output_is_cut_back_and_rotation_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        std::fs::write(&path, "committed\n").unwrap();
+        let (mut sink, rec) = Sink::open_file(&path, None).unwrap();
+        assert_eq!(rec, Recovery::Clean);
+        let start = sink.mark().unwrap().unwrap();
+        assert_eq!(start.pending_from, Some(10));
+        let prefix = Envelope::prefix("alert", "t", "x");
+        sink.write_record(&Envelope::new(&prefix), &raw("{}"))
+            .unwrap();
+        let done = sink.commit().unwrap().unwrap();
+        assert!(done.committed_len > 10 && done.pending_from.is_none());
+        drop(sink);
+        // A pull that crashed after writing: the next open cuts its lines off.
+        std::fs::write(&path, "committed\npartial line from a crash").unwrap();
+        let (_, rec) = Sink::open_file(&path, Some(&start)).unwrap();
+        assert_eq!(rec, Recovery::Truncated { from: 35, to: 10 });
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "committed\n");
+        // A committed mark with nothing pending never cuts (another writer may have appended).
+        std::fs::write(&path, "committed\nsomeone else's line\n").unwrap();
+        let clean = OutputMark {
+            pending_from: None,
+            ..start.clone()
+        };
+        let (_, rec) = Sink::open_file(&path, Some(&clean)).unwrap();
+        assert_eq!(rec, Recovery::Clean);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "committed\nsomeone else's line\n"
+        );
+        // logrotate `create`: a new inode at the same path is a fresh file.
+        std::fs::rename(&path, dir.path().join("out.jsonl.1")).unwrap();
+        std::fs::write(&path, "").unwrap();
+        let (_, rec) = Sink::open_file(&path, Some(&start)).unwrap();
+        assert_eq!(rec, Recovery::Replaced);
     }
 }

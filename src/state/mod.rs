@@ -14,7 +14,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use atomic::write_atomic;
+pub use atomic::{sync_dir, write_atomic};
 pub use lock::{LockMode, ProfileLock};
 pub use profile::{Connection, EndpointState, OutputMark, Profile, SCHEMA_VERSION};
 

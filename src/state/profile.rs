@@ -60,6 +60,9 @@ pub struct EndpointState {
     /// When the last pull that covered this endpoint finished (host clock).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_pull: Option<String>,
+    /// The earliest time this endpoint reads from: the first pull's `--since`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor: Option<String>,
     /// A page size the server was seen to cap `$top` at, if smaller than asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub page_cap: Option<u32>,
@@ -78,6 +81,11 @@ pub struct OutputMark {
     pub ino: u64,
     /// The file's length when the state last moved: everything before it is accounted for.
     pub committed_len: u64,
+    /// Set when a pull starts appending at this offset and cleared when it
+    /// commits: if it is still set, that pull did not finish, and what it wrote
+    /// past this offset is dropped before the next pull writes again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_from: Option<u64>,
 }
 
 impl Profile {

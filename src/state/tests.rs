@@ -33,6 +33,7 @@ fn round_trips_every_field() {
             dev: 1,
             ino: 2,
             committed_len: 3,
+            pending_from: Some(3),
         },
     );
     store.save(&p).unwrap();
