@@ -135,10 +135,9 @@ async fn memory_is_pruned_to_the_lookback_window() {
     }
     let (out, lines) = run(&src, &EndpointState::default(), Endpoint::Alerts).await;
     assert_eq!(lines.len(), 50);
-    assert_eq!(
-        out.pages, 1,
-        "a short page with everything new ends the walk after one more call? no: one call"
-    );
+    // A short page that held new records is followed by one more (empty)
+    // call, in case the server caps pages.
+    assert_eq!(out.pages, 2);
     // Only the records within 15 minutes of the newest (23:00) are remembered.
     assert_eq!(out.state.seen.len(), 2);
 }
