@@ -71,6 +71,7 @@ struct DeviceGrant {
 }
 
 /// An Entra error: `error`, the AADSTS number and its text.
+#[derive(Debug)]
 pub(crate) struct AadError {
     pub status: StatusCode,
     pub error: &'static str,
