@@ -4,4 +4,5 @@
 
 mod common;
 
+mod sandbox;
 mod state_cli;
