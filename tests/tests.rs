@@ -4,4 +4,5 @@
 
 mod common;
 
+mod authorize;
 mod state_cli;

@@ -25,7 +25,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use url::Url;
 
-use crate::auth::{self, Authority, AuthError, BrowserOptions};
+use crate::auth::{self, AuthError, Authority, BrowserOptions};
 use crate::cli::{AuthorizeArgs, Flow};
 use crate::cloud::Cloud;
 use crate::exit::UsageError;
@@ -64,8 +64,7 @@ pub async fn run(ctx: &Context, args: &AuthorizeArgs) -> anyhow::Result<Exit> {
             SignInResult::Secret(secret)
         }
         (Flow::DeviceCode, _) => {
-            let s =
-                auth::sign_in_with_device_code(&authority, http, timeout, &ctx.profile).await?;
+            let s = auth::sign_in_with_device_code(&authority, http, timeout, &ctx.profile).await?;
             SignInResult::Refresh(s.refresh_token)
         }
         _ => {
@@ -74,6 +73,7 @@ pub async fn run(ctx: &Context, args: &AuthorizeArgs) -> anyhow::Result<Exit> {
                 open_browser: !args.no_browser,
                 timeout,
                 profile: ctx.profile.clone(),
+                url_sink: None,
             };
             let s = auth::sign_in_with_browser(&authority, http, &opts).await?;
             SignInResult::Refresh(s.refresh_token)
@@ -130,11 +130,7 @@ struct Secret {
 
 /// Save the credentials; `Ok(false)` when the keyring is unavailable and the
 /// secret came from the environment (it must then be set at run time too).
-async fn store_credentials(
-    ctx: &Context,
-    key: &str,
-    result: SignInResult,
-) -> anyhow::Result<bool> {
+async fn store_credentials(ctx: &Context, key: &str, result: SignInResult) -> anyhow::Result<bool> {
     let (creds, tolerate_no_keyring) = match result {
         SignInResult::Refresh(rt) => (
             Credentials {
@@ -167,10 +163,9 @@ async fn store_credentials(
 fn client_secret(args: &AuthorizeArgs) -> Result<Secret, UsageError> {
     if args.client_secret_stdin {
         let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .map_err(|e| UsageError::new(format!("cannot read the client secret from stdin: {e}")))?;
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| {
+            UsageError::new(format!("cannot read the client secret from stdin: {e}"))
+        })?;
         let value = line.trim_end_matches(['\r', '\n']).to_string();
         if value.trim().is_empty() {
             return Err(UsageError::new(
@@ -289,7 +284,11 @@ mod tests {
     fn first_time_needs_tenant_and_client() {
         assert!(resolve_connection(&args(&[]), None).is_err());
         assert!(resolve_connection(&args(&["--tenant", "t.onmicrosoft.com"]), None).is_err());
-        let c = resolve_connection(&args(&["--tenant", "t.onmicrosoft.com", "--client-id", "abc"]), None).unwrap();
+        let c = resolve_connection(
+            &args(&["--tenant", "t.onmicrosoft.com", "--client-id", "abc"]),
+            None,
+        )
+        .unwrap();
         assert_eq!(c.login_url, "https://login.microsoftonline.com");
         assert_eq!(c.scope, "https://api.securitycenter.microsoft.com/.default");
     }
@@ -305,8 +304,14 @@ mod tests {
         assert_eq!(c.api_url, "https://api-gov.securitycenter.microsoft.us");
         let c = resolve_connection(
             &args(&[
-                "--tenant", "t", "--client-id", "a", "--login-url", "http://127.0.0.1:8400/",
-                "--api-url", "http://127.0.0.1:8400",
+                "--tenant",
+                "t",
+                "--client-id",
+                "a",
+                "--login-url",
+                "http://127.0.0.1:8400/",
+                "--api-url",
+                "http://127.0.0.1:8400",
             ]),
             None,
         )
@@ -314,7 +319,14 @@ mod tests {
         assert_eq!(c.login_url, "http://127.0.0.1:8400");
         assert_eq!(c.scope, "https://api.securitycenter.microsoft.com/.default");
         let err = resolve_connection(
-            &args(&["--tenant", "t", "--client-id", "a", "--login-url", "http://login.example.com"]),
+            &args(&[
+                "--tenant",
+                "t",
+                "--client-id",
+                "a",
+                "--login-url",
+                "http://login.example.com",
+            ]),
             None,
         );
         assert!(err.is_err());
@@ -323,7 +335,14 @@ mod tests {
     #[test]
     fn reauthorize_keeps_the_profile_connection_unless_told() {
         let first = resolve_connection(
-            &args(&["--tenant", "t", "--client-id", "a", "--api-url", "https://api-eu.securitycenter.microsoft.com"]),
+            &args(&[
+                "--tenant",
+                "t",
+                "--client-id",
+                "a",
+                "--api-url",
+                "https://api-eu.securitycenter.microsoft.com",
+            ]),
             None,
         )
         .unwrap();
@@ -345,7 +364,10 @@ mod tests {
     #[test]
     fn credential_keys_are_fresh() {
         let a = new_credential_key("prod");
-        assert!(a.starts_with("prod-") && a.len() == "prod-".len() + 16, "{a}");
+        assert!(
+            a.starts_with("prod-") && a.len() == "prod-".len() + 16,
+            "{a}"
+        );
         assert_ne!(a, new_credential_key("prod"));
     }
 }
