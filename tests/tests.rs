@@ -5,4 +5,5 @@
 mod common;
 
 mod authorize;
+mod sandbox;
 mod state_cli;
