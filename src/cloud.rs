@@ -125,3 +125,26 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod regional_tests {
+    use super::*;
+
+    #[test]
+    fn regional_hosts_are_commercial_defender_api_hosts() {
+        for host in GLOBAL_REGIONAL_API_HOSTS {
+            let url = crate::net::parse_base_url("--api-url", &format!("https://{host}")).unwrap();
+            assert!(
+                host.ends_with(".securitycenter.microsoft.com")
+                    || host.ends_with(".security.microsoft.com"),
+                "{host}"
+            );
+            assert_eq!(url.host_str(), Some(*host));
+        }
+        // Their tokens carry the commercial cloud's scope, whatever the host.
+        assert_eq!(
+            Cloud::Global.endpoints().scope,
+            "https://api.securitycenter.microsoft.com/.default"
+        );
+    }
+}

@@ -4,5 +4,6 @@
 
 mod common;
 
+mod authorize;
 mod sandbox;
 mod state_cli;

@@ -3,17 +3,25 @@
 //! What a profile needs to sign in again unattended (a refresh token, or the
 //! client secret of an app-only profile) is kept as one JSON value per profile in
 //! the platform's credential store: Secret Service on Linux, Keychain on macOS,
-//! Credential Manager on Windows. Tests and the demo use [`MemoryStore`] behind
-//! the same [`SecretStore`] trait. `DEFENDER_INGEST_CLIENT_SECRET`, when set,
-//! supplies the client secret at run time instead (keyring-less cron hosts).
+//! Credential Manager on Windows ([`KeyringStore`]). Refresh tokens run to
+//! several KB and Windows caps one entry at 2,560 bytes, so long values are
+//! split over several entries (`chunks`). Tests and the demo use
+//! [`MemoryStore`] behind the same [`SecretStore`] trait.
+//! `DEFENDER_INGEST_CLIENT_SECRET`, when set, supplies the client secret at run
+//! time instead (keyring-less cron hosts).
 
-use std::collections::HashMap;
+mod chunks;
+mod keyring;
+mod memory;
+
 use std::fmt;
-use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
 use crate::exit::Exit;
+
+pub use self::keyring::KeyringStore;
+pub use self::memory::MemoryStore;
 
 /// The env var that supplies a client secret at run time.
 pub const CLIENT_SECRET_ENV: &str = "DEFENDER_INGEST_CLIENT_SECRET";
@@ -97,57 +105,6 @@ impl Credentials {
     pub fn save(&self, store: &dyn SecretStore, key: &str) -> Result<(), SecretError> {
         let text = serde_json::to_string(self).expect("credentials serialize");
         store.save(key, &text)
-    }
-}
-
-/// Secrets in process memory: for unit tests and the demo's throwaway run.
-#[derive(Debug, Default)]
-pub struct MemoryStore {
-    entries: Mutex<HashMap<String, String>>,
-}
-
-impl SecretStore for MemoryStore {
-    fn load(&self, key: &str) -> Result<Option<String>, SecretError> {
-        Ok(self.entries.lock().unwrap().get(key).cloned())
-    }
-    fn save(&self, key: &str, value: &str) -> Result<(), SecretError> {
-        self.entries
-            .lock()
-            .unwrap()
-            .insert(key.to_string(), value.to_string());
-        Ok(())
-    }
-    fn delete(&self, key: &str) -> Result<(), SecretError> {
-        self.entries.lock().unwrap().remove(key);
-        Ok(())
-    }
-}
-
-/// The OS keyring, through the `keyring` crate.
-#[derive(Debug, Default)]
-pub struct KeyringStore {}
-
-impl KeyringStore {
-    pub fn new() -> Self {
-        KeyringStore {}
-    }
-}
-
-impl SecretStore for KeyringStore {
-    fn load(&self, _key: &str) -> Result<Option<String>, SecretError> {
-        Err(SecretError::Unavailable {
-            detail: "the keyring backend is not built yet".into(),
-        })
-    }
-    fn save(&self, _key: &str, _value: &str) -> Result<(), SecretError> {
-        Err(SecretError::Unavailable {
-            detail: "the keyring backend is not built yet".into(),
-        })
-    }
-    fn delete(&self, _key: &str) -> Result<(), SecretError> {
-        Err(SecretError::Unavailable {
-            detail: "the keyring backend is not built yet".into(),
-        })
     }
 }
 
