@@ -52,6 +52,18 @@ impl Session {
         }
     }
 
+    /// STUB until the auth branch lands: the session of a stored profile.
+    pub async fn for_profile(
+        profile: &crate::state::Profile,
+        secrets: std::sync::Arc<dyn crate::secrets::SecretStore>,
+        http: reqwest::Client,
+    ) -> Result<Session, AuthError> {
+        let _ = (secrets, http);
+        Err(AuthError::NoCredentials {
+            profile: profile.name.clone(),
+        })
+    }
+
     /// A token to send now: cached, or freshly obtained when missing or about to expire.
     pub async fn access_token(&self) -> Result<String, AuthError> {
         self.token
