@@ -5,8 +5,39 @@
 //! keyring. At run time a [`Session`] turns those credentials into access tokens,
 //! refreshing before expiry and once more after a 401, and saves rotated refresh
 //! tokens back.
+//!
+//! Every failure is an [`AuthError`]; Entra ID's own errors (the `AADSTS` codes)
+//! are translated in one table, `entra_errors`, into a sentence that says what to
+//! do. No message ever carries a token, an authorization code or a secret.
+
+mod browser;
+mod client_secret;
+mod device;
+mod entra_errors;
+mod oauth;
+mod session;
+
+pub use browser::{BrowserOptions, sign_in_with_browser};
+pub use client_secret::verify_client_secret;
+pub use device::sign_in_with_device_code;
+pub use entra_errors::EntraErrorResponse;
+pub use oauth::{Authority, redirect_uri_for_port};
+pub use session::Session;
 
 use crate::exit::Exit;
+use crate::secrets::SecretError;
+
+/// What `authorize` needs to keep after a delegated sign-in.
+pub struct SignedIn {
+    /// The refresh token to store in the keyring.
+    pub refresh_token: String,
+}
+
+impl std::fmt::Debug for SignedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SignedIn { .. }")
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -14,6 +45,31 @@ pub enum AuthError {
         "profile `{profile}` has no credentials in the keyring; run `defender-ingest --profile {profile} authorize`"
     )]
     NoCredentials { profile: String },
+    /// Entra ID refused; `advice` says what to do, `detail` is Entra's own first line.
+    #[error("{advice}\n  (Entra ID: {detail})")]
+    Refused {
+        code: Option<u32>,
+        error: String,
+        advice: String,
+        detail: String,
+        unavailable: bool,
+    },
+    #[error("{0}")]
+    Cancelled(String),
+    #[error("gave up waiting for the {what} sign-in after {secs} s; run `authorize` again (--timeout SECS waits longer)")]
+    Timeout { what: &'static str, secs: u64 },
+    #[error("the sign-in service stayed unavailable: {0}; try again later")]
+    Unavailable(String),
+    #[error("the sign-in service answered in a way this tool does not understand: {0}")]
+    Protocol(String),
+    #[error("cannot listen for the browser's redirect on 127.0.0.1:{port}: {source}")]
+    Listener {
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Secrets(#[from] SecretError),
     #[error("sign-in failed: {0}")]
     Other(String),
 }
@@ -21,63 +77,28 @@ pub enum AuthError {
 impl AuthError {
     pub fn exit(&self) -> Exit {
         match self {
-            AuthError::NoCredentials { .. } => Exit::NotAuthorized,
-            AuthError::Other(_) => Exit::NotAuthorized,
-        }
-    }
-}
-
-use std::sync::Mutex;
-
-/// Hands out access tokens for one profile.
-///
-/// The auth module grows the real sources (refresh token, client secret) behind
-/// this same interface; [`Session::with_token`] serves tests that already hold a
-/// token.
-pub struct Session {
-    token: Mutex<Option<String>>,
-}
-
-impl std::fmt::Debug for Session {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Session { .. }")
-    }
-}
-
-impl Session {
-    /// A session that always presents `token` and cannot refresh it.
-    pub fn with_token(token: impl Into<String>) -> Session {
-        Session {
-            token: Mutex::new(Some(token.into())),
+            AuthError::NoCredentials { .. }
+            | AuthError::Cancelled(_)
+            | AuthError::Timeout { .. }
+            | AuthError::Other(_) => Exit::NotAuthorized,
+            AuthError::Refused { unavailable, .. } => {
+                if *unavailable {
+                    Exit::Unavailable
+                } else {
+                    Exit::NotAuthorized
+                }
+            }
+            AuthError::Unavailable(_) => Exit::Unavailable,
+            AuthError::Protocol(_) | AuthError::Listener { .. } => Exit::Error,
+            AuthError::Secrets(e) => e.exit(),
         }
     }
 
-    /// STUB until the auth branch lands: the session of a stored profile.
-    pub async fn for_profile(
-        profile: &crate::state::Profile,
-        secrets: std::sync::Arc<dyn crate::secrets::SecretStore>,
-        http: reqwest::Client,
-    ) -> Result<Session, AuthError> {
-        let _ = (secrets, http);
-        Err(AuthError::NoCredentials {
-            profile: profile.name.clone(),
-        })
-    }
-
-    /// A token to send now: cached, or freshly obtained when missing or about to expire.
-    pub async fn access_token(&self) -> Result<String, AuthError> {
-        self.token
-            .lock()
-            .unwrap()
-            .clone()
-            .ok_or_else(|| AuthError::Other("no access token".into()))
-    }
-
-    /// The API answered 401 to `rejected`: get a new token (once per rejection).
-    pub async fn refresh_after_rejection(&self, rejected: &str) -> Result<String, AuthError> {
-        let _ = rejected;
-        Err(AuthError::Other(
-            "the access token was rejected and this session cannot refresh it".into(),
-        ))
+    /// The AADSTS code Entra ID gave, if this is one of its refusals.
+    pub fn entra_code(&self) -> Option<u32> {
+        match self {
+            AuthError::Refused { code, .. } => *code,
+            _ => None,
+        }
     }
 }
