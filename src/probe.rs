@@ -26,7 +26,9 @@ const SETUP_TIME: chrono::Duration = chrono::Duration::hours(24);
 /// `test` is interactive: fail sooner than `pull` would.
 pub fn limits() -> Limits {
     Limits {
-        max_retry_time: Duration::from_secs(90),
+        max_retry_time: Duration::from_secs(60),
+        max_attempts: 4,
+        backoff_cap: Duration::from_secs(8),
         ..Limits::default()
     }
 }
@@ -276,10 +278,9 @@ pub fn judge(endpoint: Endpoint, records: &[Box<RawValue>]) -> Check {
         (None, n) => (
             Status::Ok,
             match (endpoint.time_field(), newest) {
-                (Some(field), Some(t)) => format!(
-                    "{n} records parse; newest {field} {}",
-                    time::rfc3339(t)
-                ),
+                (Some(field), Some(t)) => {
+                    format!("{n} records parse; newest {field} {}", time::rfc3339(t))
+                }
                 _ => format!("{n} records parse"),
             },
             Exit::Ok,
@@ -375,7 +376,11 @@ mod tests {
             checks,
         };
         assert_eq!(
-            r(vec![check(Status::Ok, Exit::Ok), check(Status::Empty, Exit::Ok)]).exit(),
+            r(vec![
+                check(Status::Ok, Exit::Ok),
+                check(Status::Empty, Exit::Ok)
+            ])
+            .exit(),
             Exit::Ok
         );
         assert_eq!(

@@ -32,8 +32,7 @@ impl Progress {
         }
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
         bar.set_style(
-            ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
-                .expect("a valid template"),
+            ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("a valid template"),
         );
         bar.set_message(message.into());
         bar.enable_steady_tick(Duration::from_millis(120));

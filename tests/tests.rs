@@ -4,4 +4,6 @@
 
 mod common;
 
+mod api;
 mod state_cli;
+mod test_cmd;

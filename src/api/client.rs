@@ -155,7 +155,8 @@ impl DefenderClient {
                     detail,
                     retry_after,
                 } => {
-                    let wait = self.plan_retry(endpoint, attempts, started, &detail, retry_after)?;
+                    let wait =
+                        self.plan_retry(endpoint, attempts, started, &detail, retry_after)?;
                     tracing::info!(
                         "{endpoint}: {detail}; retrying in {:.1}s (attempt {} of {})",
                         wait.as_secs_f64(),

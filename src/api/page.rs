@@ -73,9 +73,8 @@ pub fn parse(body: &[u8], api_base: &Url) -> Result<Page, PageError> {
 /// A `nextLink` is followed only to the API base's own scheme, host and port,
 /// so the bearer token is never sent elsewhere.
 pub fn check_next_link(link: &str, api_base: &Url) -> Result<Url, PageError> {
-    let url = Url::parse(link).map_err(|e| {
-        PageError::NotAPage(format!("@odata.nextLink `{link}` is not a URL: {e}"))
-    })?;
+    let url = Url::parse(link)
+        .map_err(|e| PageError::NotAPage(format!("@odata.nextLink `{link}` is not a URL: {e}")))?;
     if same_origin(&url, api_base) {
         Ok(url)
     } else {
@@ -107,7 +106,11 @@ pub fn preview(body: &[u8]) -> String {
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    format!("`{}`{}", text.trim(), if body.len() > 80 { "…" } else { "" })
+    format!(
+        "`{}`{}",
+        text.trim(),
+        if body.len() > 80 { "…" } else { "" }
+    )
 }
 
 #[cfg(test)]
@@ -120,7 +123,8 @@ mod tests {
 
     #[test]
     fn a_page_keeps_records_verbatim() {
-        let body = br#"{"@odata.context":"x","value":[{"id":"a","n":1.50,"s":"\u00e9"},{"id":"b"}]}"#;
+        let body =
+            br#"{"@odata.context":"x","value":[{"id":"a","n":1.50,"s":"\u00e9"},{"id":"b"}]}"#;
         let page = parse(body, &base()).unwrap();
         assert_eq!(page.records.len(), 2);
         assert_eq!(page.records[0].get(), r#"{"id":"a","n":1.50,"s":"\u00e9"}"#);

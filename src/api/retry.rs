@@ -58,7 +58,10 @@ mod tests {
         let base = Duration::from_millis(500);
         let cap = Duration::from_secs(30);
         assert_eq!(full_jitter(1, base, cap, 0.0), Duration::ZERO);
-        assert_eq!(full_jitter(1, base, cap, 0.999_999), base.mul_f64(0.999_999));
+        assert_eq!(
+            full_jitter(1, base, cap, 0.999_999),
+            base.mul_f64(0.999_999)
+        );
         assert_eq!(full_jitter(3, base, cap, 0.5), Duration::from_secs(1));
         assert_eq!(full_jitter(4, base, cap, 1.0), Duration::from_secs(4));
         // Capped, and no overflow at absurd attempt numbers.
@@ -73,18 +76,9 @@ mod tests {
     #[test]
     fn retry_after_seconds_and_dates() {
         let now = httpdate::parse_http_date("Thu, 03 Dec 2026 15:00:00 GMT").unwrap();
-        assert_eq!(
-            parse_retry_after("7", now),
-            Some(Duration::from_secs(7))
-        );
-        assert_eq!(
-            parse_retry_after(" 0 ", now),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(
-            parse_retry_after("1.2", now),
-            Some(Duration::from_secs(2))
-        );
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("1.2", now), Some(Duration::from_secs(2)));
         assert_eq!(
             parse_retry_after("Thu, 03 Dec 2026 15:01:30 GMT", now),
             Some(Duration::from_secs(90))

@@ -56,7 +56,9 @@ impl WithoutUrl for reqwest::Error {
     fn without_url_ref(&self) -> String {
         let s = self.to_string();
         match self.url() {
-            Some(u) => s.replace(&format!(" ({u})"), "").replace(u.as_str(), "<url>"),
+            Some(u) => s
+                .replace(&format!(" ({u})"), "")
+                .replace(u.as_str(), "<url>"),
             None => s,
         }
     }

@@ -88,14 +88,20 @@ pub async fn sign_in_with_browser(
         .set_pkce_challenge(challenge)
         .url();
 
-    eprintln!("Sign in with an account that can consent for tenant {} in your browser.", authority.tenant);
+    eprintln!(
+        "Sign in with an account that can consent for tenant {} in your browser.",
+        authority.tenant
+    );
     if opts.open_browser {
         eprintln!("Opening the browser; if it does not open, visit this URL:");
     } else {
         eprintln!("Open this URL in a browser on this machine:");
     }
     eprintln!("{url}");
-    eprintln!("Waiting for the sign-in (up to {} s)...", opts.timeout.as_secs());
+    eprintln!(
+        "Waiting for the sign-in (up to {} s)...",
+        opts.timeout.as_secs()
+    );
     if opts.open_browser {
         let u = url.to_string();
         tokio::task::spawn_blocking(move || {
@@ -199,11 +205,10 @@ async fn handle(
             body: "Nothing here.".into(),
         }));
     }
-    let params: Vec<(String, String)> = url::form_urlencoded::parse(
-        req.uri().query().unwrap_or("").as_bytes(),
-    )
-    .into_owned()
-    .collect();
+    let params: Vec<(String, String)> =
+        url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
     let get = |name: &str| {
         params
             .iter()
@@ -217,7 +222,8 @@ async fn handle(
         return Ok(render(Page {
             status: StatusCode::BAD_REQUEST,
             title: "Not this sign-in",
-            body: "This response does not belong to the sign-in in progress and was ignored.".into(),
+            body: "This response does not belong to the sign-in in progress and was ignored."
+                .into(),
         }));
     }
     let callback = if let Some(error) = get("error") {
@@ -287,7 +293,10 @@ mod tests {
 
     #[test]
     fn html_is_escaped() {
-        assert_eq!(escape_html("<a href=\"x\">&"), "&lt;a href=&quot;x&quot;&gt;&amp;");
+        assert_eq!(
+            escape_html("<a href=\"x\">&"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;"
+        );
     }
 
     #[test]

@@ -55,14 +55,13 @@ pub async fn sign_in_with_device_code(
         ),
     }
     let wait = timeout.min(details.expires_in());
-    eprintln!(
-        "Waiting for the sign-in (up to {} s)...",
-        wait.as_secs()
-    );
+    eprintln!("Waiting for the sign-in (up to {} s)...", wait.as_secs());
 
-    let poll = client
-        .exchange_device_access_token(&details)
-        .request_async(&http, tokio::time::sleep, None);
+    let poll = client.exchange_device_access_token(&details).request_async(
+        &http,
+        tokio::time::sleep,
+        None,
+    );
     let resp = match tokio::time::timeout(wait, poll).await {
         Err(_) => {
             return Err(AuthError::Timeout {
@@ -73,7 +72,9 @@ pub async fn sign_in_with_device_code(
         Ok(r) => r.map_err(|e| request_error(e, &situation))?,
     };
     let refresh_token = Token::from_response(&resp).refresh.ok_or_else(|| {
-        AuthError::Protocol("Entra ID returned no refresh token (was offline_access granted?)".into())
+        AuthError::Protocol(
+            "Entra ID returned no refresh token (was offline_access granted?)".into(),
+        )
     })?;
     Ok(SignedIn { refresh_token })
 }

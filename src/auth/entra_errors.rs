@@ -119,9 +119,9 @@ pub fn explain(err: &EntraErrorResponse, s: &Situation<'_>) -> AuthError {
              --client-secret-stdin` again (or update {}).",
             crate::secrets::CLIENT_SECRET_ENV
         ),
-        (Some(700082 | 70008 | 50173 | 70043 | 700084), _) => format!(
-            "the stored sign-in has expired or was revoked; run `{reauthorize}` again."
-        ),
+        (Some(700082 | 70008 | 50173 | 70043 | 700084), _) => {
+            format!("the stored sign-in has expired or was revoked; run `{reauthorize}` again.")
+        }
         (Some(700016), _) => format!(
             "application {client_id} was not found in tenant {tenant}: check --client-id (the \
              \"Application (client) ID\" on the app registration's Overview page) and --tenant, \
@@ -156,7 +156,9 @@ pub fn explain(err: &EntraErrorResponse, s: &Situation<'_>) -> AuthError {
             a.admin_consent_url()
         ),
         (_, "authorization_declined") => {
-            format!("the sign-in was declined on the device-code page; run `{reauthorize} --flow device-code` again.")
+            format!(
+                "the sign-in was declined on the device-code page; run `{reauthorize} --flow device-code` again."
+            )
         }
         (_, "expired_token") => format!(
             "the device code expired before the sign-in finished; run `{reauthorize} --flow device-code` again."
@@ -164,9 +166,9 @@ pub fn explain(err: &EntraErrorResponse, s: &Situation<'_>) -> AuthError {
         (_, "bad_verification_code") => format!(
             "Entra ID did not recognise the device code; run `{reauthorize} --flow device-code` again."
         ),
-        (_, "invalid_grant") if s.stage == Stage::RunTime => format!(
-            "the stored sign-in is no longer accepted; run `{reauthorize}` again."
-        ),
+        (_, "invalid_grant") if s.stage == Stage::RunTime => {
+            format!("the stored sign-in is no longer accepted; run `{reauthorize}` again.")
+        }
         (_, "temporarily_unavailable" | "server_error") => {
             unavailable = true;
             "the sign-in service is temporarily unavailable; try again later.".to_string()
@@ -222,7 +224,10 @@ mod tests {
     #[test]
     fn code_comes_from_error_codes_or_description() {
         assert_eq!(body("invalid_grant", 700082).code(), Some(700082));
-        let d = EntraErrorResponse::new("invalid_client", Some("AADSTS7000215: Invalid client secret provided."));
+        let d = EntraErrorResponse::new(
+            "invalid_client",
+            Some("AADSTS7000215: Invalid client secret provided."),
+        );
         assert_eq!(d.code(), Some(7000215));
         assert_eq!(EntraErrorResponse::new("x", None).code(), None);
     }
@@ -232,16 +237,36 @@ mod tests {
         let a = authority();
         let s = situation(&a);
         let cases: &[(&str, u32, &str)] = &[
-            ("invalid_grant", 65001, "/contoso.onmicrosoft.com/v2.0/adminconsent?client_id=11111111-2222-3333-4444-555555555555"),
+            (
+                "invalid_grant",
+                65001,
+                "/contoso.onmicrosoft.com/v2.0/adminconsent?client_id=11111111-2222-3333-4444-555555555555",
+            ),
             ("invalid_client", 7000215, "Value (not its Secret ID)"),
             ("invalid_client", 7000222, "has expired"),
-            ("invalid_grant", 700082, "defender-ingest --profile prod authorize"),
-            ("invalid_grant", 70008, "defender-ingest --profile prod authorize"),
+            (
+                "invalid_grant",
+                700082,
+                "defender-ingest --profile prod authorize",
+            ),
+            (
+                "invalid_grant",
+                70008,
+                "defender-ingest --profile prod authorize",
+            ),
             ("unauthorized_client", 700016, "Application (client) ID"),
-            ("invalid_request", 90002, "tenant `contoso.onmicrosoft.com` was not found"),
+            (
+                "invalid_request",
+                90002,
+                "tenant `contoso.onmicrosoft.com` was not found",
+            ),
             ("invalid_request", 50011, "Mobile and desktop applications"),
             ("invalid_client", 7000218, "Allow public client flows"),
-            ("invalid_resource", 500011, "https://api.securitycenter.microsoft.com/.default"),
+            (
+                "invalid_resource",
+                500011,
+                "https://api.securitycenter.microsoft.com/.default",
+            ),
             ("access_denied", 65004, "cancelled"),
         ];
         for (error, code, needle) in cases {
@@ -260,7 +285,10 @@ mod tests {
         let a = authority();
         let shown = explain(&body("invalid_request", 50011), &situation(&a)).to_string();
         assert!(shown.contains("http://localhost:51234"), "{shown}");
-        assert!(shown.contains("custom redirect URI http://localhost "), "{shown}");
+        assert!(
+            shown.contains("custom redirect URI http://localhost "),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -56,7 +56,9 @@ pub enum AuthError {
     },
     #[error("{0}")]
     Cancelled(String),
-    #[error("gave up waiting for the {what} sign-in after {secs} s; run `authorize` again (--timeout SECS waits longer)")]
+    #[error(
+        "gave up waiting for the {what} sign-in after {secs} s; run `authorize` again (--timeout SECS waits longer)"
+    )]
     Timeout { what: &'static str, secs: u64 },
     #[error("the sign-in service stayed unavailable: {0}; try again later")]
     Unavailable(String),

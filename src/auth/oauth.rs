@@ -12,7 +12,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use oauth2::basic::{BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType};
+use oauth2::basic::{
+    BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType,
+};
 use oauth2::{
     AuthUrl, ClientId, ClientSecret, DeviceAuthorizationUrl, EmptyExtraTokenFields, EndpointNotSet,
     EndpointSet, HttpRequest, HttpResponse, RequestTokenError, Scope, StandardRevocableToken,
@@ -76,7 +78,11 @@ impl Authority {
     }
 
     fn base(&self) -> String {
-        format!("{}/{}", self.login_url.as_str().trim_end_matches('/'), self.tenant)
+        format!(
+            "{}/{}",
+            self.login_url.as_str().trim_end_matches('/'),
+            self.tenant
+        )
     }
 
     pub fn authorize_url(&self) -> String {
@@ -177,7 +183,11 @@ impl SignInHttp {
 
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpFailure> {
         let (parts, body) = request.into_parts();
-        let host = parts.uri.host().unwrap_or("the sign-in service").to_string();
+        let host = parts
+            .uri
+            .host()
+            .unwrap_or("the sign-in service")
+            .to_string();
         let mut backoff = self.first_backoff;
         let mut attempt = 1;
         loop {
@@ -198,10 +208,12 @@ impl SignInHttp {
                     let status = resp.status();
                     let transient = status.as_u16() == 429 || status.is_server_error();
                     if !transient {
-                        return into_http_response(resp).await.map_err(|e| HttpFailure::Network {
-                            host: host.clone(),
-                            detail: e.without_url().to_string(),
-                        });
+                        return into_http_response(resp)
+                            .await
+                            .map_err(|e| HttpFailure::Network {
+                                host: host.clone(),
+                                detail: e.without_url().to_string(),
+                            });
                     }
                     if attempt >= self.attempts {
                         return Err(HttpFailure::Status {
@@ -256,7 +268,8 @@ async fn into_http_response(resp: reqwest::Response) -> Result<HttpResponse, req
         b = b.header(k, v);
     }
     let body = resp.bytes().await?.to_vec();
-    Ok(b.body(body).expect("status and headers came from a response"))
+    Ok(b.body(body)
+        .expect("status and headers came from a response"))
 }
 
 impl<'c> oauth2::AsyncHttpClient<'c> for SignInHttp {
@@ -291,7 +304,10 @@ where
 
 impl From<oauth2::DeviceCodeErrorResponse> for EntraErrorResponse {
     fn from(e: oauth2::DeviceCodeErrorResponse) -> Self {
-        EntraErrorResponse::new(e.error().as_ref(), e.error_description().map(String::as_str))
+        EntraErrorResponse::new(
+            e.error().as_ref(),
+            e.error_description().map(String::as_str),
+        )
     }
 }
 

@@ -122,16 +122,14 @@ impl Session {
             Flow::ClientSecret => {
                 let secret = match env_secret {
                     Some(s) => s,
-                    None => stored?
-                        .and_then(|c| c.client_secret)
-                        .ok_or_else(|| {
-                            AuthError::Other(format!(
-                                "profile `{p}` has no client secret: set {CLIENT_SECRET_ENV} or run \
+                    None => stored?.and_then(|c| c.client_secret).ok_or_else(|| {
+                        AuthError::Other(format!(
+                            "profile `{p}` has no client secret: set {CLIENT_SECRET_ENV} or run \
                                  `defender-ingest --profile {p} authorize --flow client-secret \
                                  --client-secret-stdin`",
-                                p = profile.name
-                            ))
-                        })?,
+                            p = profile.name
+                        ))
+                    })?,
                 };
                 Source::ClientSecret {
                     signer: Signer {
@@ -203,15 +201,13 @@ impl Session {
             Source::Fixed => {
                 return Err(AuthError::Other("no access token".into()));
             }
-            Source::ClientSecret { signer } => {
-                signer
-                    .client
-                    .exchange_client_credentials()
-                    .add_scope(oauth2::Scope::new(signer.authority.scope.clone()))
-                    .request_async(&signer.http)
-                    .await
-                    .map_err(|e| request_error(e, &signer.situation()))?
-            }
+            Source::ClientSecret { signer } => signer
+                .client
+                .exchange_client_credentials()
+                .add_scope(oauth2::Scope::new(signer.authority.scope.clone()))
+                .request_async(&signer.http)
+                .await
+                .map_err(|e| request_error(e, &signer.situation()))?,
             Source::Refresh {
                 signer,
                 secrets,
