@@ -5,5 +5,6 @@
 mod common;
 
 mod api;
+mod sandbox;
 mod state_cli;
 mod test_cmd;
