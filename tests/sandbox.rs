@@ -2,6 +2,7 @@
 //! OData semantics and every fault, with reqwest as the client.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -596,4 +597,622 @@ fn spawned_sandbox_serves_https_with_its_own_ca() {
             .send(),
     );
     assert!(r.is_err(), "dropping the sandbox stops it");
+}
+
+// ---- the Defender API ----
+
+async fn api(sb: &Sandbox, token: &str, path: &str, query: &[(&str, &str)]) -> reqwest::Response {
+    client()
+        .get(format!("{}{path}", sb.url()))
+        .bearer_auth(token)
+        .query(query)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn values(sb: &Sandbox, token: &str, path: &str, query: &[(&str, &str)]) -> Vec<Value> {
+    let r = api(sb, token, path, query).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["@odata.context"]
+            .as_str()
+            .unwrap()
+            .contains("/api/$metadata#")
+    );
+    body["value"].as_array().unwrap().clone()
+}
+
+fn ts(v: &Value, field: &str) -> chrono::DateTime<chrono::Utc> {
+    defender_ingest::time::parse(v[field].as_str().unwrap()).unwrap()
+}
+
+fn api_error(body: &Value) -> &str {
+    assert!(body["error"]["message"].is_string() && body["error"]["target"].is_string());
+    body["error"]["code"].as_str().unwrap()
+}
+
+#[tokio::test]
+async fn bearer_tokens_and_permissions() {
+    let sb = sandbox().await;
+    let r = client()
+        .get(format!("{}/api/alerts", sb.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(api_error(&r.json().await.unwrap()), "Unauthorized");
+    assert_eq!(
+        api(&sb, "not.a.token", "/api/alerts", &[]).await.status(),
+        401
+    );
+
+    let app = app_token(&sb).await;
+    let user = user_tokens(&sb).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for token in [&app, &user] {
+        for path in ["/api/alerts", "/api/investigations", "/api/recommendations"] {
+            assert_eq!(
+                api(&sb, token, path, &[("$top", "1")]).await.status(),
+                200,
+                "{path}"
+            );
+        }
+    }
+    sb.faults().remove_permission("Alert.Read.All");
+    for path in ["/api/alerts", "/api/investigations"] {
+        let r = api(&sb, &app, path, &[]).await;
+        assert_eq!(r.status(), 403);
+        assert_eq!(api_error(&r.json().await.unwrap()), "Forbidden");
+    }
+    assert_eq!(
+        api(&sb, &user, "/api/recommendations", &[]).await.status(),
+        200
+    );
+    sb.faults().restore_permission("Alert.Read.All");
+    assert_eq!(api(&sb, &app, "/api/alerts", &[]).await.status(), 200);
+
+    sb.faults().expire_access_tokens();
+    assert_eq!(api(&sb, &app, "/api/alerts", &[]).await.status(), 401);
+    let fresh = app_token(&sb).await;
+    assert_eq!(api(&sb, &fresh, "/api/alerts", &[]).await.status(), 200);
+
+    let short = sandbox_with(SandboxConfig {
+        access_token_lifetime: Duration::from_secs(1),
+        ..SandboxConfig::default()
+    })
+    .await;
+    let t = app_token(&short).await;
+    assert_eq!(
+        api(&short, &t, "/api/alerts", &[("$top", "1")])
+            .await
+            .status(),
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        api(&short, &t, "/api/alerts", &[("$top", "1")])
+            .await
+            .status(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn alerts_carry_every_documented_field_and_mixed_precision() {
+    let sb = sandbox().await;
+    let t = app_token(&sb).await;
+    let all = values(&sb, &t, "/api/alerts", &[("$expand", "evidence")]).await;
+    assert_eq!(all.len(), 200);
+    for field in [
+        "id",
+        "incidentId",
+        "investigationId",
+        "assignedTo",
+        "severity",
+        "status",
+        "classification",
+        "determination",
+        "investigationState",
+        "detectionSource",
+        "detectorId",
+        "category",
+        "threatFamilyName",
+        "title",
+        "description",
+        "alertCreationTime",
+        "firstEventTime",
+        "lastEventTime",
+        "lastUpdateTime",
+        "resolvedTime",
+        "machineId",
+        "computerDnsName",
+        "rbacGroupName",
+        "aadTenantId",
+        "threatName",
+        "mitreTechniques",
+        "relatedUser",
+        "loggedOnUsers",
+        "comments",
+        "evidence",
+    ] {
+        assert!(all[0].get(field).is_some(), "{field}");
+    }
+    assert!(all[0]["id"].as_str().unwrap().starts_with("da"));
+    assert!(!all[0]["evidence"].as_array().unwrap().is_empty());
+    let fractions: std::collections::BTreeSet<usize> = all
+        .iter()
+        .map(|a| {
+            let s = a["lastUpdateTime"].as_str().unwrap();
+            s.split_once('.')
+                .map_or(0, |(_, f)| f.trim_end_matches('Z').len())
+        })
+        .collect();
+    assert_eq!(
+        fractions,
+        [0, 2, 7].into_iter().collect(),
+        "mixed precision"
+    );
+    let statuses: std::collections::BTreeSet<&str> =
+        all.iter().map(|a| a["status"].as_str().unwrap()).collect();
+    assert!(statuses.len() >= 2, "{statuses:?}");
+    let oldest = all
+        .iter()
+        .map(|a| ts(a, "alertCreationTime"))
+        .min()
+        .unwrap();
+    assert!(sb.tenant().now() - oldest > chrono::Duration::days(20));
+    // Without $expand the evidence is empty; the ground truth matches the API.
+    let plain = values(&sb, &t, "/api/alerts", &[("$top", "5")]).await;
+    assert_eq!(plain[0]["evidence"], serde_json::json!([]));
+    assert_eq!(sb.tenant().alerts().len(), 200);
+
+    let inv = values(&sb, &t, "/api/investigations", &[]).await;
+    assert_eq!(inv.len(), 20);
+    for f in [
+        "id",
+        "startTime",
+        "endTime",
+        "state",
+        "cancelledBy",
+        "statusDetails",
+        "machineId",
+        "computerDnsName",
+        "triggeringAlertId",
+    ] {
+        assert!(inv[0].get(f).is_some(), "{f}");
+    }
+    let recs = values(&sb, &t, "/api/recommendations", &[]).await;
+    assert_eq!(recs.len(), 40);
+    for f in [
+        "id",
+        "productName",
+        "recommendationName",
+        "weaknesses",
+        "vendor",
+        "recommendedVersion",
+        "recommendationCategory",
+        "subCategory",
+        "severityScore",
+        "publicExploit",
+        "activeAlert",
+        "associatedThreats",
+        "remediationType",
+        "status",
+        "configScoreImpact",
+        "exposureImpact",
+        "totalMachineCount",
+        "exposedMachinesCount",
+        "nonProductivityImpactedAssets",
+        "relatedComponent",
+    ] {
+        assert!(recs[0].get(f).is_some(), "{f}");
+    }
+    assert!(
+        recs.iter()
+            .any(|r| r["id"] == "va-_-microsoft-_-windows_10")
+    );
+}
+
+#[tokio::test]
+async fn filter_orderby_top_skip_semantics() {
+    let sb = sandbox().await;
+    let t = app_token(&sb).await;
+    let all = values(&sb, &t, "/api/alerts", &[]).await;
+    let mut times: Vec<_> = all.iter().map(|a| ts(a, "lastUpdateTime")).collect();
+    times.sort();
+    let pivot = times[100];
+    // Cursor written with 7 digits, 2 digits, none and no zone: compared as an instant.
+    let expected = times.iter().filter(|t| **t >= pivot).count();
+    let got = values(
+        &sb,
+        &t,
+        "/api/alerts",
+        &[(
+            "$filter",
+            &format!("lastUpdateTime ge {}", defender_ingest::time::odata(pivot)),
+        )],
+    )
+    .await;
+    assert_eq!(got.len(), expected);
+    assert!(got.iter().all(|a| ts(a, "lastUpdateTime") >= pivot));
+    let whole = pivot.format("%Y-%m-%dT%H:%M:%S").to_string();
+    let got = values(
+        &sb,
+        &t,
+        "/api/alerts",
+        &[("$filter", &format!("lastUpdateTime gt {whole}"))],
+    )
+    .await;
+    let floor = defender_ingest::time::parse(&whole).unwrap();
+    assert_eq!(got.len(), times.iter().filter(|t| **t > floor).count());
+
+    // $orderby asc with $top/$skip pages through everything in order, exactly once.
+    let mut paged = Vec::new();
+    for skip in (0..200).step_by(30) {
+        let skip = skip.to_string();
+        paged.extend(
+            values(
+                &sb,
+                &t,
+                "/api/alerts",
+                &[
+                    ("$orderby", "lastUpdateTime asc"),
+                    ("$top", "30"),
+                    ("$skip", &skip),
+                ],
+            )
+            .await,
+        );
+    }
+    assert_eq!(paged.len(), 200);
+    assert!(
+        paged
+            .windows(2)
+            .all(|w| ts(&w[0], "lastUpdateTime") <= ts(&w[1], "lastUpdateTime"))
+    );
+    let ids: std::collections::BTreeSet<_> = paged
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 200);
+    let desc = values(
+        &sb,
+        &t,
+        "/api/alerts",
+        &[("$orderby", "alertCreationTime desc"), ("$top", "10")],
+    )
+    .await;
+    assert!(
+        desc.windows(2)
+            .all(|w| ts(&w[0], "alertCreationTime") >= ts(&w[1], "alertCreationTime"))
+    );
+
+    // Ties: one exact lastUpdateTime shared by 7 alerts, ordered by id, stable across pages.
+    let tie = sb.tenant().now() - chrono::Duration::hours(1);
+    sb.tenant().add_alerts_at(7, tie);
+    let q = format!("lastUpdateTime eq {}", defender_ingest::time::odata(tie));
+    let tied = values(
+        &sb,
+        &t,
+        "/api/alerts",
+        &[("$filter", &q), ("$orderby", "lastUpdateTime")],
+    )
+    .await;
+    assert_eq!(tied.len(), 7);
+    let tied_ids: Vec<_> = tied
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect();
+    let mut sorted = tied_ids.clone();
+    sorted.sort();
+    assert_eq!(tied_ids, sorted);
+    let second = values(
+        &sb,
+        &t,
+        "/api/alerts",
+        &[
+            ("$filter", &q),
+            ("$orderby", "lastUpdateTime"),
+            ("$top", "3"),
+            ("$skip", "3"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        second
+            .iter()
+            .map(|a| a["id"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        tied_ids[3..6]
+    );
+
+    // Other filterable fields, and investigations by startTime.
+    let new = values(
+        &sb,
+        &t,
+        "/api/alerts",
+        &[("$filter", "status eq 'New' and severity ne 'Informational'")],
+    )
+    .await;
+    assert!(
+        new.iter()
+            .all(|a| a["status"] == "New" && a["severity"] != "Informational")
+    );
+    let inv = values(
+        &sb,
+        &t,
+        "/api/investigations",
+        &[("$orderby", "startTime desc")],
+    )
+    .await;
+    assert!(
+        inv.windows(2)
+            .all(|w| ts(&w[0], "startTime") >= ts(&w[1], "startTime"))
+    );
+
+    // Errors: Microsoft's shape, 400 ODataError.
+    for bad in [
+        vec![("$top", "10001")],
+        vec![("$top", "-1")],
+        vec![("$filter", "lastUpdateTime gt")],
+        vec![("$filter", "title eq 'x'")],
+        vec![("$orderby", "lastUpdateTime sideways")],
+        vec![("$expand", "machines")],
+    ] {
+        let r = api(&sb, &t, "/api/alerts", &bad).await;
+        assert_eq!(r.status(), 400, "{bad:?}");
+        assert_eq!(api_error(&r.json().await.unwrap()), "ODataError");
+    }
+    assert_eq!(
+        values(&sb, &t, "/api/alerts", &[("$top", "10000")])
+            .await
+            .len(),
+        207
+    );
+}
+
+#[tokio::test]
+async fn without_orderby_the_order_is_not_time() {
+    let sb = sandbox().await;
+    let t = app_token(&sb).await;
+    let all = values(&sb, &t, "/api/alerts", &[]).await;
+    let ascending = all
+        .windows(2)
+        .filter(|w| ts(&w[0], "lastUpdateTime") <= ts(&w[1], "lastUpdateTime"))
+        .count();
+    assert!(
+        (50..150).contains(&ascending),
+        "looks sorted: {ascending}/199"
+    );
+    // ... but it is stable, so $skip pages do not overlap.
+    let again = values(&sb, &t, "/api/alerts", &[]).await;
+    assert_eq!(all, again);
+}
+
+#[tokio::test]
+async fn api_faults() {
+    let sb = sandbox().await;
+    let t = app_token(&sb).await;
+    let f = sb.faults();
+
+    f.throttle_next(2, 7);
+    for _ in 0..2 {
+        let r = api(&sb, &t, "/api/alerts", &[]).await;
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.headers()["retry-after"], "7");
+        assert_eq!(api_error(&r.json().await.unwrap()), "TooManyRequests");
+    }
+    assert_eq!(api(&sb, &t, "/api/alerts", &[]).await.status(), 200);
+
+    f.fail_next(2, 503);
+    assert_eq!(api(&sb, &t, "/api/alerts", &[]).await.status(), 503);
+    assert_eq!(api(&sb, &t, "/api/investigations", &[]).await.status(), 503);
+    assert_eq!(api(&sb, &t, "/api/alerts", &[]).await.status(), 200);
+
+    f.reset_next(1);
+    let err = client()
+        .get(format!("{}/api/alerts", sb.url()))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_request() || err.is_connect(), "{err:?}");
+    assert_eq!(api(&sb, &t, "/api/alerts", &[]).await.status(), 200);
+
+    f.truncate_next(1);
+    let r = api(&sb, &t, "/api/alerts", &[]).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.is_err(), "the body is cut off");
+    assert_eq!(api(&sb, &t, "/api/alerts", &[]).await.status(), 200);
+
+    f.slow_next(1, Duration::from_millis(700));
+    let started = std::time::Instant::now();
+    assert_eq!(
+        api(&sb, &t, "/api/alerts", &[("$top", "1")]).await.status(),
+        200
+    );
+    assert!(started.elapsed() >= Duration::from_millis(700));
+
+    f.page_cap(Some(15));
+    let r: Value = api(&sb, &t, "/api/alerts", &[("$top", "100")])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["value"].as_array().unwrap().len(), 15);
+    assert!(r.get("@odata.nextLink").is_none());
+    f.page_cap(None);
+
+    f.next_link(true);
+    let r: Value = api(&sb, &t, "/api/alerts", &[("$top", "150")])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let next = r["@odata.nextLink"].as_str().unwrap().to_string();
+    let r2: Value = client()
+        .get(&next)
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r2["value"].as_array().unwrap().len(), 50);
+    assert!(r2.get("@odata.nextLink").is_none());
+    f.next_link(false);
+
+    f.api_down(true);
+    assert_eq!(
+        api(&sb, &t, "/api/recommendations", &[]).await.status(),
+        503
+    );
+    f.api_down(false);
+
+    let records = sb.requests();
+    assert!(
+        records.iter().any(|r| r.status == 0),
+        "the reset is recorded"
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r.query.iter().any(|(k, v)| k == "$top" && v == "150"))
+    );
+}
+
+#[tokio::test]
+async fn throttles_at_the_documented_rate() {
+    let sb = sandbox_with(SandboxConfig {
+        rate_limit_per_minute: Some(5),
+        ..SandboxConfig::default()
+    })
+    .await;
+    let t = app_token(&sb).await;
+    for _ in 0..5 {
+        assert_eq!(
+            api(&sb, &t, "/api/alerts", &[("$top", "1")]).await.status(),
+            200
+        );
+    }
+    let r = api(&sb, &t, "/api/alerts", &[("$top", "1")]).await;
+    assert_eq!(r.status(), 429);
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait));
+    // per endpoint
+    assert_eq!(
+        api(&sb, &t, "/api/recommendations", &[]).await.status(),
+        200
+    );
+    // Microsoft's 100/min by default
+    assert_eq!(SandboxConfig::default().rate_limit_per_minute, Some(100));
+}
+
+#[tokio::test]
+async fn clock_offset_and_late_alerts() {
+    let sb = sandbox_with(SandboxConfig {
+        clock_offset: chrono::Duration::hours(-3),
+        ..SandboxConfig::default()
+    })
+    .await;
+    let skew = chrono::Utc::now() - sb.tenant().now();
+    assert!((skew - chrono::Duration::hours(3)).num_seconds().abs() <= 1);
+    let t = app_token(&sb).await;
+    let all = values(&sb, &t, "/api/alerts", &[]).await;
+    let newest = all.iter().map(|a| ts(a, "lastUpdateTime")).max().unwrap();
+    assert!(
+        newest <= sb.tenant().now(),
+        "nothing after the server's now"
+    );
+
+    let before = sb.tenant().now();
+    sb.tenant().add_late_alert(Duration::from_millis(1500));
+    sb.tenant().add_alerts(2);
+    sb.tenant().update_alerts(3);
+    let q = format!(
+        "lastUpdateTime ge {}",
+        defender_ingest::time::odata(before - chrono::Duration::seconds(1))
+    );
+    let first = values(&sb, &t, "/api/alerts", &[("$filter", &q)]).await;
+    assert!((2..=5).contains(&first.len()), "{}", first.len());
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    let later = values(&sb, &t, "/api/alerts", &[("$filter", &q)]).await;
+    assert_eq!(later.len(), first.len() + 1, "the late alert shows up");
+    let late = later
+        .iter()
+        .find(|a| !first.iter().any(|f| f["id"] == a["id"]))
+        .unwrap();
+    assert!(ts(late, "lastUpdateTime") < sb.tenant().now() - chrono::Duration::seconds(1));
+
+    // Investigations change state with no timestamp to show it.
+    let before: Vec<Value> = sb.tenant().investigations();
+    sb.tenant().progress_investigations(5);
+    let after = sb.tenant().investigations();
+    let changed: Vec<_> = before.iter().zip(&after).filter(|(a, b)| a != b).collect();
+    assert!(!changed.is_empty());
+    for (a, b) in changed {
+        assert_ne!(a["state"], b["state"]);
+        assert_eq!(a["startTime"], b["startTime"]);
+    }
+    let recs = sb.tenant().recommendations();
+    sb.tenant().change_recommendations(5);
+    assert_ne!(recs, sb.tenant().recommendations());
+}
+
+#[test]
+fn the_same_seed_gives_the_same_tenant() {
+    let a = Sandbox::spawn(SandboxConfig::default()).unwrap();
+    let b = Sandbox::spawn(SandboxConfig::default()).unwrap();
+    let c = Sandbox::spawn(SandboxConfig {
+        seed: 2,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let titles = |s: &Sandbox| {
+        s.tenant()
+            .alerts()
+            .iter()
+            .map(|a| a["title"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(titles(&a), titles(&b));
+    assert_ne!(titles(&a), titles(&c));
+    a.tenant().tick();
+    assert!(a.tenant().alerts().len() > 200);
+}
+
+#[tokio::test]
+async fn a_big_tenant_serves_a_full_page() {
+    let sb = sandbox_with(SandboxConfig {
+        alerts: 0,
+        ..SandboxConfig::default()
+    })
+    .await;
+    sb.tenant().bulk_alerts(30_000);
+    let t = app_token(&sb).await;
+    let page = values(
+        &sb,
+        &t,
+        "/api/alerts",
+        &[
+            ("$orderby", "lastUpdateTime"),
+            ("$top", "10000"),
+            ("$expand", "evidence"),
+        ],
+    )
+    .await;
+    assert_eq!(page.len(), 10_000);
+    assert!(
+        page.windows(2)
+            .all(|w| ts(&w[0], "lastUpdateTime") <= ts(&w[1], "lastUpdateTime"))
+    );
 }

@@ -162,13 +162,22 @@ pub(crate) fn html(status: StatusCode, body: String) -> Response<Body> {
 pub(crate) fn truncated(status: StatusCode, content_type: &str, body: Bytes) -> Response<Body> {
     let half = body.slice(..body.len() / 2);
     let len = body.len();
-    let frames = futures_util::stream::iter(vec![
-        Ok(Frame::data(half)),
-        Err(std::io::Error::new(
-            std::io::ErrorKind::ConnectionAborted,
-            "sandbox fault: body truncated",
-        )),
-    ]);
+    // Let hyper flush the headers and the half before the body fails.
+    let frames = futures_util::stream::unfold(Some(half), |half| async move {
+        match half {
+            Some(h) => Some((Ok(Frame::data(h)), None)),
+            None => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                Some((
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        "sandbox fault: body truncated",
+                    )),
+                    None,
+                ))
+            }
+        }
+    });
     let mut r = Response::new(StreamBody::new(frames).boxed());
     *r.status_mut() = status;
     let h = r.headers_mut();

@@ -14,6 +14,8 @@ mod faults;
 mod http;
 mod identity;
 mod jwt;
+pub mod odata;
+mod render;
 mod scopes;
 mod tls;
 
