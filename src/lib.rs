@@ -11,6 +11,8 @@ pub mod cloud;
 pub mod cmd;
 pub mod exit;
 pub mod net;
+pub mod probe;
+pub mod progress;
 pub mod pull;
 pub mod sandbox;
 pub mod secrets;

@@ -4,6 +4,8 @@
 
 mod common;
 
+mod api;
 mod authorize;
 mod sandbox;
 mod state_cli;
+mod test_cmd;

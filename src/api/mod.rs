@@ -6,8 +6,16 @@
 //! 1,500/h), `Retry-After`, retries with backoff, one token refresh on 401, and
 //! turning the API's answers into typed errors.
 
+mod budget;
+mod client;
 mod endpoint;
+pub mod odata;
+pub mod page;
+pub mod retry;
+mod transport;
 
+pub use budget::Budget;
+pub use client::{DefenderClient, Limits};
 pub use endpoint::Endpoint;
 
 use serde_json::value::RawValue;
@@ -38,6 +46,34 @@ pub enum ApiError {
     },
     #[error("the API answered {endpoint} with something that is not a page of records: {detail}")]
     BadResponse { endpoint: Endpoint, detail: String },
+    /// A 400 (or another 4xx): our request is wrong, which is a bug on our side.
+    #[error("the API rejected the request to {endpoint} ({status}): {message}")]
+    Rejected {
+        endpoint: Endpoint,
+        status: u16,
+        message: String,
+    },
+    #[error(
+        "the API answered 404 Not Found for {url}: the API URL is probably wrong. \
+         It should be the API base only (e.g. https://api.securitycenter.microsoft.com, no `/api`); \
+         check the profile's api_url (`--api-url` on `authorize`)"
+    )]
+    NotFound { endpoint: Endpoint, url: String },
+    #[error(
+        "cannot establish a trusted TLS connection to {host}: {detail}. \
+         If a TLS-inspecting proxy or a private CA sits in between, add its CA certificate with \
+         `--ca-bundle PATH` or `SSL_CERT_FILE=PATH` (a PEM bundle)"
+    )]
+    Tls { host: String, detail: String },
+    #[error(
+        "the proxy {proxy} refused to connect us to the API for {endpoint}: {detail}. \
+         Check HTTPS_PROXY / NO_PROXY or `--proxy` (and the proxy's credentials)"
+    )]
+    Proxy {
+        endpoint: Endpoint,
+        proxy: String,
+        detail: String,
+    },
 }
 
 impl ApiError {
@@ -47,6 +83,8 @@ impl ApiError {
             ApiError::Forbidden { .. } => Exit::PermissionDenied,
             ApiError::Unavailable { .. } => Exit::Unavailable,
             ApiError::BadResponse { .. } => Exit::Unavailable,
+            ApiError::Rejected { .. } | ApiError::NotFound { .. } => Exit::Error,
+            ApiError::Tls { .. } | ApiError::Proxy { .. } => Exit::Unavailable,
         }
     }
 }

@@ -1,0 +1,436 @@
+//! [`DefenderClient`]: one logical page per call, with the budget, retries,
+//! `Retry-After`, one token refresh on 401 and typed errors inside.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, CONTENT_ENCODING, CONTENT_LENGTH, RETRY_AFTER};
+use tokio::time::Instant;
+use url::Url;
+
+use super::page::{self, PageError};
+use super::transport::{self, Transport};
+use super::{ApiError, Budget, Endpoint, Page, PageRequest, odata, retry};
+use crate::auth::{AuthError, Session};
+
+/// Microsoft's limits and how patient to be with failures.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Calls per minute per app and tenant (Microsoft: 100).
+    pub per_minute: u32,
+    /// Calls per hour per app and tenant (Microsoft: 1,500).
+    pub per_hour: u32,
+    /// Requests one page may take, first try included.
+    pub max_attempts: u32,
+    /// Time one page may spend waiting between failed attempts (backoff and
+    /// `Retry-After` together). A `Retry-After` longer than what is left ends the
+    /// page with [`ApiError::Unavailable`] at once.
+    pub max_retry_time: Duration,
+    /// First backoff ceiling; doubles per retry.
+    pub backoff_base: Duration,
+    /// Largest backoff ceiling.
+    pub backoff_cap: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            per_minute: 100,
+            per_hour: 1500,
+            max_attempts: 6,
+            max_retry_time: Duration::from_secs(300),
+            backoff_base: Duration::from_secs(1),
+            backoff_cap: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The Defender for Endpoint API, for one profile.
+pub struct DefenderClient {
+    http: reqwest::Client,
+    base: Url,
+    session: Arc<Session>,
+    limits: Limits,
+    budget: Mutex<Budget>,
+    calls: AtomicU64,
+    deadline: Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for DefenderClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DefenderClient")
+            .field("base", &self.base.as_str())
+            .field("calls", &self.calls())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one HTTP exchange came to.
+enum Outcome {
+    Page(Page),
+    Retry {
+        detail: String,
+        retry_after: Option<Duration>,
+    },
+    Unauthorized,
+    Fail(ApiError),
+}
+
+impl DefenderClient {
+    pub fn new(
+        http: reqwest::Client,
+        api_base: Url,
+        session: Arc<Session>,
+        limits: Limits,
+    ) -> Self {
+        DefenderClient {
+            http,
+            base: api_base,
+            session,
+            budget: Mutex::new(Budget::new(limits.per_minute, limits.per_hour)),
+            limits,
+            calls: AtomicU64::new(0),
+            deadline: Mutex::new(None),
+        }
+    }
+
+    pub fn api_base(&self) -> &Url {
+        &self.base
+    }
+
+    /// HTTP requests actually sent (retries included).
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// No request is sent, and no wait started, that would end past `at`.
+    pub fn set_deadline(&self, at: Instant) {
+        *self.deadline.lock().unwrap() = Some(at);
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        *self.deadline.lock().unwrap()
+    }
+
+    /// Fetch one page, retrying inside as the limits allow.
+    pub async fn page(&self, req: &PageRequest) -> Result<Page, ApiError> {
+        let (endpoint, url) = match req {
+            PageRequest::Query(q) => (q.endpoint, odata::url(&self.base, q)),
+            PageRequest::Next { endpoint, url } => {
+                page::check_next_link(url.as_str(), &self.base).map_err(|e| {
+                    ApiError::BadResponse {
+                        endpoint: *endpoint,
+                        detail: e.detail().to_string(),
+                    }
+                })?;
+                (*endpoint, url.clone())
+            }
+        };
+        let started = Instant::now();
+        let mut token = self.session.access_token().await?;
+        let mut refreshed = false;
+        let mut attempts = 0u32;
+        loop {
+            self.acquire(endpoint, attempts).await?;
+            attempts += 1;
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            match self.exchange(endpoint, &url, &token).await {
+                Outcome::Page(p) => return Ok(p),
+                Outcome::Fail(e) => return Err(e),
+                Outcome::Unauthorized if !refreshed => {
+                    tracing::info!("{endpoint}: 401, refreshing the access token once");
+                    token = self.session.refresh_after_rejection(&token).await?;
+                    refreshed = true;
+                }
+                Outcome::Unauthorized => {
+                    return Err(ApiError::Auth(AuthError::Other(format!(
+                        "the API rejected a freshly obtained access token for {endpoint} (401 Unauthorized); \
+                         the credentials or the consent are no longer valid: run `defender-ingest authorize` again"
+                    ))));
+                }
+                Outcome::Retry {
+                    detail,
+                    retry_after,
+                } => {
+                    let wait =
+                        self.plan_retry(endpoint, attempts, started, &detail, retry_after)?;
+                    tracing::info!(
+                        "{endpoint}: {detail}; retrying in {:.1}s (attempt {} of {})",
+                        wait.as_secs_f64(),
+                        attempts + 1,
+                        self.limits.max_attempts
+                    );
+                    let until = Instant::now() + wait;
+                    if retry_after.is_some() {
+                        // Throttling is per app and tenant: hold every endpoint back.
+                        self.budget.lock().unwrap().throttle_until(until);
+                    } else {
+                        tokio::time::sleep_until(until).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decide the wait before the next attempt, or give up.
+    fn plan_retry(
+        &self,
+        endpoint: Endpoint,
+        attempts: u32,
+        started: Instant,
+        detail: &str,
+        retry_after: Option<Duration>,
+    ) -> Result<Duration, ApiError> {
+        let unavailable = |detail: String| ApiError::Unavailable {
+            endpoint,
+            attempts,
+            detail,
+        };
+        if attempts >= self.limits.max_attempts {
+            return Err(unavailable(detail.to_string()));
+        }
+        let wait = match retry_after {
+            Some(w) => w,
+            None => retry::backoff(attempts, self.limits.backoff_base, self.limits.backoff_cap),
+        };
+        let now = Instant::now();
+        let left = self
+            .limits
+            .max_retry_time
+            .saturating_sub(now.saturating_duration_since(started));
+        let to_deadline = self
+            .deadline()
+            .map(|d| d.saturating_duration_since(now))
+            .unwrap_or(Duration::MAX);
+        if wait > left.min(to_deadline) {
+            let (limit, what) = if to_deadline < left {
+                (to_deadline, "the run's deadline")
+            } else {
+                (left, "the retry time limit")
+            };
+            let asked = if retry_after.is_some() {
+                "the API asked to wait"
+            } else {
+                "the next retry would wait"
+            };
+            return Err(unavailable(format!(
+                "{detail}; {asked} {}s, more than the {}s left before {what}",
+                wait.as_secs_f64().ceil() as u64,
+                limit.as_secs()
+            )));
+        }
+        Ok(wait)
+    }
+
+    /// Wait for a slot in the budget (and for any `Retry-After`), within the deadline.
+    async fn acquire(&self, endpoint: Endpoint, attempts: u32) -> Result<(), ApiError> {
+        loop {
+            let now = Instant::now();
+            let free_at = match self.budget.lock().unwrap().try_acquire(now) {
+                Ok(()) => {
+                    if self.deadline().is_some_and(|d| now >= d) {
+                        return Err(ApiError::Unavailable {
+                            endpoint,
+                            attempts,
+                            detail: "deadline: the run's time is up".into(),
+                        });
+                    }
+                    return Ok(());
+                }
+                Err(at) => at,
+            };
+            if let Some(d) = self.deadline()
+                && free_at > d
+            {
+                return Err(ApiError::Unavailable {
+                    endpoint,
+                    attempts,
+                    detail: format!(
+                        "deadline: the call budget ({}/min, {}/h) or a Retry-After has no free slot for {}s, past the run's deadline",
+                        self.limits.per_minute,
+                        self.limits.per_hour,
+                        free_at.saturating_duration_since(now).as_secs()
+                    ),
+                });
+            }
+            tracing::debug!(
+                "{endpoint}: waiting {:.1}s for the call budget",
+                free_at.saturating_duration_since(now).as_secs_f64()
+            );
+            tokio::time::sleep_until(free_at).await;
+        }
+    }
+
+    /// Send one request and read what came back.
+    async fn exchange(&self, endpoint: Endpoint, url: &Url, token: &str) -> Outcome {
+        tracing::debug!("GET {url}");
+        let sent = self
+            .http
+            .get(url.clone())
+            .bearer_auth(token)
+            .header(ACCEPT, "application/json")
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => return self.transport_failure(endpoint, url, &e),
+        };
+        let status = resp.status();
+        tracing::debug!("{endpoint}: {status}");
+        match status {
+            StatusCode::OK => self.read_page(endpoint, url, resp).await,
+            StatusCode::UNAUTHORIZED => Outcome::Unauthorized,
+            StatusCode::FORBIDDEN => Outcome::Fail(ApiError::Forbidden {
+                endpoint,
+                permission: endpoint.permission(),
+            }),
+            StatusCode::NOT_FOUND => Outcome::Fail(ApiError::NotFound {
+                endpoint,
+                url: format!("{}{}", url.origin().ascii_serialization(), url.path()),
+            }),
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+                let retry_after = resp
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| retry::retry_after_wait(v, SystemTime::now()));
+                let detail = if status == StatusCode::TOO_MANY_REQUESTS {
+                    "throttled (429 Too Many Requests)".to_string()
+                } else {
+                    "503 Service Unavailable".to_string()
+                };
+                Outcome::Retry {
+                    detail,
+                    retry_after,
+                }
+            }
+            s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => Outcome::Retry {
+                detail: format!("the API answered {s}"),
+                retry_after: None,
+            },
+            s if s.is_redirection() => Outcome::Fail(ApiError::BadResponse {
+                endpoint,
+                detail: format!(
+                    "a redirect ({s}) to {}; redirects are not followed (check the API URL and any proxy)",
+                    resp.headers()
+                        .get(reqwest::header::LOCATION)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("nowhere")
+                ),
+            }),
+            s if s.is_client_error() => {
+                let body = resp.bytes().await.unwrap_or_default();
+                Outcome::Fail(ApiError::Rejected {
+                    endpoint,
+                    status: s.as_u16(),
+                    message: error_message(&body),
+                })
+            }
+            s => Outcome::Fail(ApiError::BadResponse {
+                endpoint,
+                detail: format!("unexpected status {s}"),
+            }),
+        }
+    }
+
+    async fn read_page(&self, endpoint: Endpoint, url: &Url, resp: reqwest::Response) -> Outcome {
+        let declared = if resp.headers().contains_key(CONTENT_ENCODING) {
+            None
+        } else {
+            resp.headers()
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        let body = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) => return self.transport_failure(endpoint, url, &e),
+        };
+        if let Some(len) = declared
+            && len != body.len() as u64
+        {
+            return Outcome::Retry {
+                detail: format!(
+                    "the body was cut off: {} of {len} bytes arrived",
+                    body.len()
+                ),
+                retry_after: None,
+            };
+        }
+        match page::parse(&body, &self.base) {
+            Ok(p) => Outcome::Page(p),
+            Err(PageError::CutOff(d)) => Outcome::Retry {
+                detail: d,
+                retry_after: None,
+            },
+            Err(e) => Outcome::Fail(ApiError::BadResponse {
+                endpoint,
+                detail: e.detail().to_string(),
+            }),
+        }
+    }
+
+    fn transport_failure(&self, endpoint: Endpoint, url: &Url, e: &reqwest::Error) -> Outcome {
+        match transport::classify(e) {
+            Transport::Certificate { reason } => Outcome::Fail(ApiError::Tls {
+                host: url.host_str().unwrap_or("?").to_string(),
+                detail: reason,
+            }),
+            Transport::Transient(detail) => {
+                let lower = detail.to_ascii_lowercase();
+                if (lower.contains("tunnel") || lower.contains("proxy"))
+                    && let Some(proxy) = transport::env_proxy(url.scheme())
+                {
+                    return Outcome::Fail(ApiError::Proxy {
+                        endpoint,
+                        proxy,
+                        detail,
+                    });
+                }
+                Outcome::Retry {
+                    detail,
+                    retry_after: None,
+                }
+            }
+        }
+    }
+}
+
+/// Microsoft's `error.message` from an error body, or a preview of the body.
+fn error_message(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Outer {
+        error: Inner,
+    }
+    #[derive(serde::Deserialize)]
+    struct Inner {
+        #[serde(default)]
+        code: Option<String>,
+        message: String,
+    }
+    match serde_json::from_slice::<Outer>(body) {
+        Ok(o) => match o.error.code {
+            Some(code) => format!("{} ({code})", o.error.message),
+            None => o.error.message,
+        },
+        Err(_) => page::preview(body),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_message_prefers_microsofts_text() {
+        let body = br#"{"error":{"code":"InvalidRequest","message":"Invalid filter clause","target":"x"}}"#;
+        assert_eq!(
+            error_message(body),
+            "Invalid filter clause (InvalidRequest)"
+        );
+        assert_eq!(error_message(b"Bad Request"), "`Bad Request`");
+    }
+}
