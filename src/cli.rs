@@ -98,6 +98,17 @@ pub struct NetArgs {
         help_heading = "Network"
     )]
     pub request_timeout: u64,
+
+    /// How often to retry an API request that failed in a way that may pass
+    /// (429, 5xx, reset, cut-off body, timeout), with exponential backoff.
+    #[arg(
+        long,
+        global = true,
+        value_name = "N",
+        default_value_t = 5,
+        help_heading = "Network"
+    )]
+    pub max_retries: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -134,8 +145,8 @@ pub enum Flow {
 ///
 /// Signing in needs an Entra ID account that can grant admin consent (Global
 /// Administrator, Privileged Role Administrator or Cloud Application Administrator)
-/// for the app registration's Defender permissions: Alert.Read.All,
-/// Machine.Read.All (investigations) and SecurityRecommendation.Read.All.
+/// for the app registration's Defender (WindowsDefenderATP) permissions:
+/// Alert.Read.All (alerts and investigations) and SecurityRecommendation.Read.All.
 /// A newly authorized profile starts disabled: run `test`, then `enable`.
 #[derive(Debug, Args)]
 #[command(after_help = "\

@@ -41,6 +41,8 @@ pub struct HttpOptions {
     pub proxy: Option<String>,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
+    /// Retries after the first attempt of an API request.
+    pub max_retries: u32,
 }
 
 impl Default for HttpOptions {
@@ -50,6 +52,7 @@ impl Default for HttpOptions {
             proxy: None,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(120),
+            max_retries: 5,
         }
     }
 }
@@ -66,6 +69,7 @@ impl HttpOptions {
             proxy: args.proxy.clone(),
             connect_timeout: Duration::from_secs(args.connect_timeout.max(1)),
             request_timeout: Duration::from_secs(args.request_timeout.max(1)),
+            max_retries: args.max_retries,
         }
     }
 }

@@ -6,6 +6,7 @@ mod common;
 
 mod api;
 mod authorize;
+mod pull;
 mod sandbox;
 mod state_cli;
 mod test_cmd;

@@ -35,6 +35,14 @@ pub struct Limits {
     pub backoff_cap: Duration,
 }
 
+impl Limits {
+    /// The same limits with `retries` retries after the first attempt.
+    pub fn with_retries(mut self, retries: u32) -> Limits {
+        self.max_attempts = retries.saturating_add(1);
+        self
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {

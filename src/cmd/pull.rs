@@ -1,8 +1,202 @@
-//! `pull`: not built yet.
+//! `pull`: the cron job. Fetch what is new or changed on every endpoint, write
+//! it as JSON lines, make the output durable, then move the state — in that
+//! order, once, so a failure at any point leaves the position where it was.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant as StdInstant;
+
+use chrono::Utc;
+
+use crate::api::{ApiError, DefenderClient, Endpoint, Limits, Page, PageRequest};
+use crate::auth::Session;
 use crate::cli::PullArgs;
-use crate::{Context, Exit};
+use crate::exit::UsageError;
+use crate::progress::Progress;
+use crate::pull::sink::{Recovery, Sink};
+use crate::pull::{self, EndpointOutcome, Options, PageSource};
+use crate::state::LockMode;
+use crate::{Context, Exit, net, time};
 
-pub async fn run(_ctx: &Context, _args: &PullArgs) -> anyhow::Result<Exit> {
-    Err(super::not_yet("pull"))
+/// Where a first pull starts when `--since` is not given.
+pub const DEFAULT_SINCE: &str = "7d";
+
+impl PageSource for DefenderClient {
+    async fn page(&self, req: &PageRequest) -> Result<Page, ApiError> {
+        DefenderClient::page(self, req).await
+    }
+}
+
+/// The parsed, checked command line of a pull.
+struct Plan {
+    opts: Options,
+    output: Option<PathBuf>,
+}
+
+fn plan(args: &PullArgs) -> Result<Plan, UsageError> {
+    let now = Utc::now();
+    let since = time::parse_since(args.since.as_deref().unwrap_or(DEFAULT_SINCE), now)
+        .map_err(|e| UsageError::new(format!("--since: {e}")))?;
+    let duration = |flag: &str, v: &str| {
+        time::parse_duration(v).map_err(|e| UsageError::new(format!("{flag}: {e}")))
+    };
+    let mut opts = Options::new(since);
+    opts.lookback = duration("--lookback", &args.lookback)?;
+    opts.investigation_window = duration("--investigation-window", &args.investigation_window)?;
+    let deadline = duration("--deadline", &args.deadline)?;
+    if deadline <= chrono::Duration::zero() {
+        return Err(UsageError::new("--deadline must be longer than zero"));
+    }
+    opts.deadline = Some(tokio::time::Instant::now() + deadline.to_std().unwrap_or_default());
+    let output = match args.output.as_str() {
+        "-" => None,
+        "" => return Err(UsageError::new("--output needs a path, or `-` for stdout")),
+        p => Some(
+            std::path::absolute(p).map_err(|e| UsageError::new(format!("--output {p}: {e}")))?,
+        ),
+    };
+    Ok(Plan { opts, output })
+}
+
+pub async fn run(ctx: &Context, args: &PullArgs) -> anyhow::Result<Exit> {
+    let started = StdInstant::now();
+    let plan = plan(args)?;
+    if !ctx.store.load_existing(&ctx.profile)?.enabled {
+        return Ok(disabled(ctx));
+    }
+    let _lock = ctx.store.lock(&ctx.profile, LockMode::Pull)?;
+    // Read again under the lock: a pull that just finished may have moved it.
+    let profile = ctx.store.load_existing(&ctx.profile)?;
+    if !profile.enabled {
+        return Ok(disabled(ctx));
+    }
+
+    let http = net::client(&ctx.http)?;
+    let api_base = net::parse_base_url("the profile's API URL", &profile.connection.api_url)?;
+    let session = Session::for_profile(&profile, ctx.secrets.clone(), http.clone()).await?;
+    let client = DefenderClient::new(
+        http,
+        api_base,
+        Arc::new(session),
+        Limits::default().with_retries(ctx.http.max_retries),
+    );
+    if let Some(d) = plan.opts.deadline {
+        client.set_deadline(d);
+    }
+
+    let (mut sink, output_key) = open_sink(ctx, &profile, plan.output.as_deref())?;
+    let mut outcomes: Vec<EndpointOutcome> = Vec::new();
+    for endpoint in Endpoint::ALL {
+        let prior = profile
+            .endpoint(endpoint.name())
+            .cloned()
+            .unwrap_or_default();
+        let progress = Progress::counter(ctx.verbosity, format!("pulling {}", endpoint.name()));
+        let outcome = pull::pull_endpoint(
+            &client,
+            endpoint,
+            &prior,
+            &plan.opts,
+            &profile.connection.tenant_id,
+            &mut sink,
+            |n| progress.inc(n),
+        )
+        .await;
+        progress.finish();
+        outcomes.push(outcome?);
+    }
+
+    // The output first, durable; then the state, atomically.
+    let mark = sink.commit()?;
+    let finished = time::rfc3339(Utc::now());
+    ctx.store.update(&ctx.profile, |p| {
+        for o in &outcomes {
+            let st = p.endpoint_mut(o.endpoint.name());
+            *st = o.state.clone();
+            if o.complete {
+                st.last_pull = Some(finished.clone());
+            }
+        }
+        if let (Some(key), Some(mark)) = (&output_key, &mark) {
+            p.outputs.insert(key.clone(), mark.clone());
+        }
+        Ok(())
+    })?;
+
+    report(ctx, &outcomes, client.calls(), started);
+    Ok(Exit::Ok)
+}
+
+fn disabled(ctx: &Context) -> Exit {
+    if ctx.verbosity >= 0 {
+        eprintln!(
+            "profile `{}` is disabled: nothing pulled. Run `defender-ingest{} enable` to start ingesting.",
+            ctx.profile,
+            super::toggle::profile_flag(&ctx.profile)
+        );
+    }
+    Exit::Ok
+}
+
+/// Open the output, undo what an interrupted pull left in it, and record where
+/// this pull starts appending before writing anything.
+fn open_sink(
+    ctx: &Context,
+    profile: &crate::state::Profile,
+    output: Option<&Path>,
+) -> anyhow::Result<(Sink, Option<String>)> {
+    let Some(path) = output else {
+        return Ok((Sink::stdout(), None));
+    };
+    let key = path.display().to_string();
+    let (mut sink, recovery) = Sink::open_file(path, profile.outputs.get(&key))?;
+    match recovery {
+        Recovery::Truncated { from, to } => tracing::warn!(
+            "{key}: removed {} bytes written by a pull that did not finish; they are fetched again now",
+            from - to
+        ),
+        Recovery::Replaced => tracing::info!(
+            "{key} was rotated or replaced since the last pull; appending to the new file"
+        ),
+        Recovery::Clean => {}
+    }
+    if let Some(mark) = sink.mark()? {
+        ctx.store.update(&ctx.profile, |p| {
+            p.outputs.insert(key.clone(), mark);
+            Ok(())
+        })?;
+    }
+    Ok((sink, Some(key)))
+}
+
+fn report(ctx: &Context, outcomes: &[EndpointOutcome], calls: u64, started: StdInstant) {
+    let incomplete: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| !o.complete)
+        .map(|o| o.endpoint.name())
+        .collect();
+    if !incomplete.is_empty() {
+        tracing::warn!(
+            "the --deadline stopped the pull before it finished {}; what was written is kept and the rest comes next pull",
+            incomplete.join(", ")
+        );
+    }
+    if ctx.verbosity >= 1 {
+        let parts: Vec<String> = outcomes
+            .iter()
+            .map(|o| {
+                format!(
+                    "{} {} written ({} read)",
+                    o.endpoint.name(),
+                    o.written,
+                    o.read
+                )
+            })
+            .collect();
+        eprintln!(
+            "pulled {}; {calls} API calls; {:.2}s",
+            parts.join(", "),
+            started.elapsed().as_secs_f64()
+        );
+    }
 }

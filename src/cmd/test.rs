@@ -20,7 +20,12 @@ pub async fn run(ctx: &Context, args: &TestArgs) -> anyhow::Result<Exit> {
     let progress = Progress::spinner(ctx.verbosity, "signing in");
     let report = match Session::for_profile(&profile, ctx.secrets.clone(), http.clone()).await {
         Ok(session) => {
-            let client = DefenderClient::new(http, api_base, Arc::new(session), probe::limits());
+            let client = DefenderClient::new(
+                http,
+                api_base,
+                Arc::new(session),
+                probe::limits().with_retries(ctx.http.max_retries.min(3)),
+            );
             client.set_deadline(tokio::time::Instant::now() + DEADLINE);
             let report = probe::run(&client, &profile, chrono::Utc::now(), &progress).await;
             tracing::info!("test made {} API calls", client.calls());

@@ -108,6 +108,19 @@ impl Store {
         if n == 0 { 0 } else { self.rand() % n }
     }
 
+    /// `n` distinct indices below `len` (fewer when `len < n`), deterministic from the seed.
+    fn distinct(&mut self, len: usize, n: usize) -> Vec<usize> {
+        let start = self.below(len as u64) as usize;
+        // A stride coprime with len visits every index once.
+        let mut stride = 1 + self.below(len.max(1) as u64) as usize;
+        while gcd(stride, len.max(1)) != 1 {
+            stride += 1;
+        }
+        (0..n.min(len))
+            .map(|k| (start + k * stride) % len)
+            .collect()
+    }
+
     fn new_alert(&mut self, created: i64, updated: i64) -> AlertRec {
         let n = self.next_alert;
         self.next_alert += 1;
@@ -293,9 +306,8 @@ impl Tenant {
     pub fn update_alerts(&self, n: usize) {
         let now = self.now_ticks();
         let mut s = self.lock();
-        let len = s.alerts.len() as u64;
-        for _ in 0..n.min(len as usize) {
-            let i = s.below(len) as usize;
+        let len = s.alerts.len();
+        for i in s.distinct(len, n) {
             if s.alerts[i].visible_at > now {
                 continue;
             }
@@ -306,12 +318,12 @@ impl Tenant {
     /// Move `n` investigations to another state, without any timestamp changing.
     pub fn progress_investigations(&self, n: usize) {
         let mut s = self.lock();
-        let len = s.investigations.len() as u64;
-        for _ in 0..n.min(len as usize) {
-            let i = s.below(len) as usize;
-            let next = (s.investigations[i].state + 1 + s.below(3) as u8)
-                % render::INVESTIGATION_STATES.len() as u8;
-            s.investigations[i].state = next;
+        let len = s.investigations.len();
+        let states = render::INVESTIGATION_STATES.len() as u8;
+        for i in s.distinct(len, n) {
+            // A step of 1..states-1 never lands on the current state.
+            let step = 1 + s.below(u64::from(states - 1)) as u8;
+            s.investigations[i].state = (s.investigations[i].state + step) % states;
         }
     }
 
@@ -327,12 +339,12 @@ impl Tenant {
     /// Change the counts of `n` recommendations.
     pub fn change_recommendations(&self, n: usize) {
         let mut s = self.lock();
-        let len = s.recommendations.len() as u64;
-        for _ in 0..n.min(len as usize) {
-            let i = s.below(len) as usize;
+        let len = s.recommendations.len();
+        for i in s.distinct(len, n) {
             let r = s.rand();
             let rec = &mut s.recommendations[i];
-            rec.total = (rec.total + (r % 7) as u32).max(1);
+            // The total always grows, so every chosen recommendation changes.
+            rec.total = rec.total + 1 + (r % 7) as u32;
             rec.exposed = ((r >> 8) % u64::from(rec.total + 1)) as u32;
             rec.weaknesses = rec.weaknesses.saturating_add(((r >> 20) % 3) as u32);
             rec.active_alert = (r >> 30) % 4 == 0;
@@ -425,4 +437,8 @@ fn add_investigation(s: &mut Store, now: i64, historic: bool) {
         inv.state = 0;
     }
     s.investigations.push(inv);
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
 }

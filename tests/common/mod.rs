@@ -53,3 +53,5 @@ impl Env {
         self.state_dir.join(format!("{profile}.toml"))
     }
 }
+
+pub mod connected;

@@ -1,0 +1,212 @@
+//! `pull` end to end: the binary against the sandbox tenant over loopback, with
+//! the tenant changing between pulls the way a real one does.
+
+use std::time::Duration;
+
+use defender_ingest::sandbox::SandboxConfig;
+
+use crate::common::connected::{Connected, assert_exactly_once, lines};
+
+fn ok(out: &std::process::Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "exit {:?}: {stderr}",
+        out.status.code()
+    );
+    stderr
+}
+
+#[test]
+fn backfill_then_changes_are_written_exactly_once_and_a_quiet_pull_makes_3_calls() {
+    let c = Connected::new(SandboxConfig::default());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("defender.jsonl");
+
+    let stderr = ok(&c.pull_to(&file, &[]));
+    assert!(stderr.is_empty(), "a successful pull is silent: {stderr}");
+    let first = lines(&file);
+    assert_eq!(first.len(), c.truth().len());
+    assert_exactly_once(&first, &c.truth());
+    let tenant_id = &c.sb.config().tenant_id;
+    for l in &first {
+        assert_eq!(l["tenant_id"], *tenant_id);
+        assert!(
+            ["alert", "investigation", "recommendation"].contains(&l["kind"].as_str().unwrap())
+        );
+        assert!(defender_ingest::time::parse(l["fetched_at"].as_str().unwrap()).is_some());
+    }
+    let alert = first.iter().find(|l| l["kind"] == "alert").unwrap();
+    assert!(
+        alert["data"]["evidence"].is_array(),
+        "alerts come with $expand=evidence"
+    );
+
+    // The tenant moves: new alerts, updated ones, investigations that change
+    // state without a timestamp, recommendations whose counts change.
+    let t = c.sb.tenant();
+    t.add_alerts(7);
+    t.update_alerts(4);
+    t.progress_investigations(3);
+    t.change_recommendations(2);
+    ok(&c.pull_to(&file, &[]));
+    let second = lines(&file);
+    let new = &second[first.len()..];
+    let count = |kind: &str| new.iter().filter(|l| l["kind"] == kind).count();
+    assert_eq!(count("alert"), 11, "7 new + 4 updated");
+    assert_eq!(count("investigation"), 3);
+    assert_eq!(count("recommendation"), 2);
+    assert_exactly_once(&second, &c.truth());
+
+    // Nothing changed: nothing written, one call per endpoint.
+    let before = c.api_calls();
+    ok(&c.pull_to(&file, &[]));
+    assert_eq!(lines(&file).len(), second.len());
+    assert_eq!(c.api_calls() - before, 3);
+
+    let status = c.status();
+    for e in ["alerts", "investigations", "recommendations"] {
+        assert!(status["endpoints"][e]["last_pull"].is_string(), "{status}");
+    }
+    assert!(status["endpoints"]["alerts"]["cursor"].is_string());
+}
+
+#[test]
+fn stdout_carries_only_the_lines() {
+    let c = Connected::new(SandboxConfig {
+        alerts: 20,
+        ..SandboxConfig::default()
+    });
+    let out = c.cmd().args(["pull", "--since", "60d"]).output().unwrap();
+    ok(&out);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let n = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .count();
+    assert_eq!(n, c.truth().len());
+}
+
+#[test]
+fn a_disabled_profile_writes_nothing_and_calls_nothing() {
+    let c = Connected::new(SandboxConfig::default());
+    c.cmd().arg("disable").assert().success();
+    let before = c.sb.requests().len();
+    let out = c.cmd().args(["pull"]).output().unwrap();
+    let stderr = ok(&out);
+    assert!(out.stdout.is_empty());
+    assert!(stderr.contains("disabled"), "{stderr}");
+    assert_eq!(c.sb.requests().len(), before, "no API or token call");
+}
+
+#[test]
+fn thirty_alerts_on_one_timestamp_behind_a_capped_server() {
+    let c = Connected::new(SandboxConfig {
+        alerts: 5,
+        ..SandboxConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out.jsonl");
+    let t = c.sb.tenant();
+    let at = t.now() - chrono::Duration::minutes(1);
+    t.add_alerts_at(30, at);
+    c.sb.faults().page_cap(Some(10));
+    ok(&c.pull_to(&file, &[]));
+    assert_exactly_once(&lines(&file), &c.truth());
+    // More on the same timestamp later, and an update: still once each.
+    t.add_alerts_at(12, at);
+    t.update_alerts(2);
+    ok(&c.pull_to(&file, &[]));
+    ok(&c.pull_to(&file, &[]));
+    assert_exactly_once(&lines(&file), &c.truth());
+}
+
+#[test]
+fn late_alerts_and_a_server_clock_three_hours_behind() {
+    let c = Connected::new(SandboxConfig {
+        clock_offset: chrono::Duration::hours(-3),
+        alerts: 30,
+        ..SandboxConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out.jsonl");
+    ok(&c.pull_to(&file, &[]));
+    let t = c.sb.tenant();
+    t.add_late_alert(Duration::from_secs(2));
+    t.add_alerts(3);
+    ok(&c.pull_to(&file, &[]));
+    let before_late = lines(&file).len();
+    std::thread::sleep(Duration::from_millis(2200));
+    ok(&c.pull_to(&file, &[]));
+    let all = lines(&file);
+    assert_eq!(
+        all.len(),
+        before_late + 1,
+        "the late alert arrives once it is visible"
+    );
+    assert_exactly_once(&all, &c.truth());
+    // The cursor is the server's time, not the host's.
+    let cursor = c.status()["endpoints"]["alerts"]["cursor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cursor = defender_ingest::time::parse(&cursor).unwrap();
+    assert!(cursor <= t.now() && cursor < chrono::Utc::now() - chrono::Duration::hours(2));
+}
+
+#[test]
+fn two_pulls_at_once_the_second_exits_6() {
+    let c = Connected::new(SandboxConfig::default());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out.jsonl");
+    c.sb.faults().slow_next(1, Duration::from_secs(3));
+    let mut slow = std::process::Command::new(assert_cmd::cargo::cargo_bin("defender-ingest"));
+    slow.env_clear()
+        .envs(
+            c.cmd()
+                .get_envs()
+                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))),
+        )
+        .args(["pull", "--since", "60d", "--output"])
+        .arg(&file);
+    let mut child = slow.spawn().unwrap();
+    // Wait until the first pull is inside the API (the slow request arrived).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while c.api_calls() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = c.pull_to(&file, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another `pull`"));
+    assert!(child.wait().unwrap().success());
+    assert_exactly_once(&lines(&file), &c.truth());
+}
+
+#[test]
+fn the_api_down_for_good_exits_5_and_moves_nothing() {
+    let c = Connected::new(SandboxConfig::default());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out.jsonl");
+    ok(&c.pull_to(&file, &[]));
+    let before = c.status();
+    let written = std::fs::read(&file).unwrap();
+    c.sb.tenant().add_alerts(5);
+    c.sb.faults().api_down(true);
+    let out = c.pull_to(&file, &["--max-retries", "2"]);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(c.status(), before);
+    assert_eq!(std::fs::read(&file).unwrap(), written);
+    c.sb.faults().api_down(false);
+    ok(&c.pull_to(&file, &[]));
+    assert_exactly_once(&lines(&file), &c.truth());
+}
