@@ -14,7 +14,7 @@
 //!    client flows" to Yes.
 //! 3. API permissions → Add a permission → "APIs my organization uses" →
 //!    WindowsDefenderATP: delegated (browser/device code) or application
-//!    (client secret) permissions Alert.Read.All, Machine.Read.All and
+//!    (client secret) permissions Alert.Read.All (alerts, investigations) and
 //!    SecurityRecommendation.Read.All → "Grant admin consent".
 //! 4. For `--flow client-secret`: Certificates & secrets → New client secret;
 //!    copy its Value (not the Secret ID).
