@@ -140,7 +140,7 @@ pub enum Flow {
     /// App-only client credentials with a client secret; for unattended hosts.
     ClientSecret,
 }
-/// Alert.Read.All (alerts and investigations) and SecurityRecommendation.Read.All.
+
 /// Connect a profile to a Defender for Endpoint tenant and store its credentials in the OS keyring.
 ///
 /// Signing in needs an Entra ID account that can grant admin consent (Global
