@@ -40,6 +40,10 @@ pub struct Context {
     pub secrets: Arc<dyn secrets::SecretStore>,
     /// -1 for `-q`, 0 by default, 1.. for each `-v`.
     pub verbosity: i8,
+    /// Where a browser sign-in's URL goes besides stderr, when something in
+    /// this process plays the browser (the demo); `None` launches the system
+    /// browser as usual.
+    pub browser: Option<std::sync::mpsc::Sender<String>>,
 }
 
 impl Context {
@@ -55,6 +59,7 @@ impl Context {
             } else {
                 global.verbose.min(3) as i8
             },
+            browser: None,
         })
     }
 }

@@ -70,10 +70,10 @@ pub async fn run(ctx: &Context, args: &AuthorizeArgs) -> anyhow::Result<Exit> {
         _ => {
             let opts = BrowserOptions {
                 port: args.port.unwrap_or(0),
-                open_browser: !args.no_browser,
+                open_browser: !args.no_browser && ctx.browser.is_none(),
                 timeout,
                 profile: ctx.profile.clone(),
-                url_sink: None,
+                url_sink: ctx.browser.clone(),
             };
             let s = auth::sign_in_with_browser(&authority, http, &opts).await?;
             SignInResult::Refresh(s.refresh_token)
