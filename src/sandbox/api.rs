@@ -306,7 +306,7 @@ fn page(shared: &Shared, kind: Kind, q: &Query, take: u64) -> (Vec<u8>, bool) {
             select(
                 kept,
                 q,
-                |v, f| json_field(v, f),
+                json_field,
                 idstr,
                 |v| {
                     super::data::mix(

@@ -268,7 +268,7 @@ struct Machine {
 
 fn machine(seed: u64, m: u64) -> Machine {
     let h = mix(seed ^ 0xABCD ^ (m << 20));
-    let (dns, rbac) = if m % 4 == 0 {
+    let (dns, rbac) = if m.is_multiple_of(4) {
         (format!("srv-app-{m:02}.sandbox.local"), RBAC_GROUPS[1])
     } else {
         (
@@ -698,9 +698,9 @@ pub(crate) fn recommendation(s: &Store, r: &RecommendationRec) -> Value {
         "recommendationCategory": k.4,
         "subCategory": k.5,
         "severityScore": if software { 0.0 } else { sev },
-        "publicExploit": software && h % 3 == 0,
+        "publicExploit": software && h.is_multiple_of(3),
         "activeAlert": r.active_alert,
-        "associatedThreats": if h % 5 == 0 { json!(["Emotet"]) } else { json!([]) },
+        "associatedThreats": if h.is_multiple_of(5) { json!(["Emotet"]) } else { json!([]) },
         "remediationType": k.6,
         "status": if r.exception { "Exception" } else { "Active" },
         "configScoreImpact": if software { 0.0 } else { (h >> 4) as f64 % 100.0 / 10.0 },
