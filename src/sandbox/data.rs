@@ -164,7 +164,7 @@ impl Store {
         let t = with_precision(now, salt).max(a.updated);
         match a.status {
             1 => a.status = 2,
-            2 if r % 2 == 0 => {
+            2 if r.is_multiple_of(2) => {
                 a.status = 3;
                 a.resolved = t;
                 a.classification = 1 + (r >> 8) as u8 % 3;
@@ -238,8 +238,8 @@ impl Tenant {
                     total,
                     exposed,
                     weaknesses,
-                    exception: r % 10 == 0,
-                    active_alert: r % 7 == 0,
+                    exception: r.is_multiple_of(10),
+                    active_alert: r.is_multiple_of(7),
                 });
             }
         }
@@ -347,7 +347,7 @@ impl Tenant {
             rec.total = rec.total + 1 + (r % 7) as u32;
             rec.exposed = ((r >> 8) % u64::from(rec.total + 1)) as u32;
             rec.weaknesses = rec.weaknesses.saturating_add(((r >> 20) % 3) as u32);
-            rec.active_alert = (r >> 30) % 4 == 0;
+            rec.active_alert = (r >> 30).is_multiple_of(4);
         }
     }
 

@@ -688,8 +688,9 @@ fn devicecode(shared: &Shared, form: &[(String, String)]) -> Result<serde_json::
 const USER_OID: &str = "2c1d0e4f-8a3b-4f6e-9d7c-1b2a3c4d5e6f";
 const USER_UPN: &str = "admin@sandbox.onmicrosoft.com";
 
+/// Token times use the host clock: `clock_offset` skews the Defender data, not Entra.
 fn mint_access(shared: &Shared, resource: &str, extra: serde_json::Value) -> String {
-    let now = shared.tenant.now().timestamp();
+    let now = chrono::Utc::now().timestamp();
     let lifetime = shared.cfg.access_token_lifetime.as_secs() as i64;
     let mut payload = json!({
         "aud": resource,
@@ -738,7 +739,7 @@ fn issue_user_tokens(shared: &Shared, scopes: &scopes::Requested) -> serde_json:
         granted.push("offline_access".into());
     }
     if scopes.openid {
-        let now = shared.tenant.now().timestamp();
+        let now = chrono::Utc::now().timestamp();
         out["id_token"] = json!(jwt::mint(
             shared.identity.key(),
             &json!({
