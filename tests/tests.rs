@@ -4,4 +4,6 @@
 
 mod common;
 
+mod completions;
+mod keyring;
 mod state_cli;
