@@ -27,7 +27,16 @@ impl Env {
     /// `defender-ingest` with a sealed environment. The D-Bus session address is
     /// kept so keyring tests reach the private session `.ci/run` starts.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::cargo_bin("defender-ingest").expect("binary built");
+        let mut c = Command::from_std(self.std_cmd());
+        c.timeout(std::time::Duration::from_secs(120));
+        c
+    }
+
+    /// The same sealed command as [`Env::cmd`], as a `std::process::Command`
+    /// (for spawning several at once).
+    pub fn std_cmd(&self) -> std::process::Command {
+        let bin = assert_cmd::cargo::cargo_bin("defender-ingest");
+        let mut c = std::process::Command::new(bin);
         c.env_clear()
             .env("HOME", self.home())
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -45,7 +54,6 @@ impl Env {
                 c.env(keep, v);
             }
         }
-        c.timeout(std::time::Duration::from_secs(120));
         c
     }
 
