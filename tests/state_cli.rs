@@ -113,3 +113,106 @@ fn usage_errors_exit_2() {
     env.cmd().args(["pull", "--no-such-flag"]).assert().code(2);
     env.cmd().args(["-p", "../etc", "status"]).assert().code(2);
 }
+
+#[test]
+fn status_json_has_the_contract_fields_and_no_secret() {
+    let env = Env::new();
+    env.seed_profile("prod", Some("cred-key-not-a-secret"));
+    let out = env
+        .cmd()
+        .args(["-p", "prod", "status", "--json"])
+        .env("DEFENDER_INGEST_CLIENT_SECRET", "s3cr3t-from-env")
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "one JSON object on one line");
+    assert!(!text.contains("s3cr3t"));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["profile"], "prod");
+    assert_eq!(v["tenant_id"], "contoso.onmicrosoft.com");
+    assert_eq!(v["enabled"], false);
+    // A browser profile is not authorized by a client secret in the env, and
+    // an unreachable keyring means "not authorized", not a failure.
+    assert_eq!(v["authorized"], false);
+    for name in ["alerts", "investigations", "recommendations"] {
+        let e = &v["endpoints"][name];
+        assert!(
+            e.get("cursor").is_some() && e.get("last_pull").is_some(),
+            "{name}: {e}"
+        );
+    }
+    assert_eq!(
+        v["endpoints"]["alerts"]["last_pull"],
+        "2026-12-03T10:00:01Z"
+    );
+    assert!(v["endpoints"]["investigations"]["cursor"].is_null());
+}
+
+#[cfg(unix)]
+#[test]
+fn state_files_are_0600_and_a_new_state_dir_0700() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = seeded();
+    let path = env.profile_file("default");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    env.cmd().arg("enable").assert().success();
+    let mode = |p: &std::path::Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600, "profile file");
+    assert_eq!(
+        mode(&env.state_dir.join("default.lock")),
+        0o600,
+        "lock file"
+    );
+
+    // A state dir the tool creates itself is private: `enable` on a missing
+    // profile takes the state lock first, which creates the dir.
+    let fresh = env.home().join("fresh/state");
+    env.cmd()
+        .args(["enable", "--state-dir"])
+        .arg(&fresh)
+        .assert()
+        .code(3);
+    assert_eq!(mode(&fresh), 0o700, "state dir");
+}
+
+#[test]
+fn concurrent_enable_disable_from_many_processes_never_corrupts_the_file() {
+    let env = seeded();
+    let before = status(&env);
+    let children: Vec<_> = (0..16)
+        .map(|i| {
+            let mut c = env.std_cmd();
+            c.arg(if i % 2 == 0 { "enable" } else { "disable" })
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut after = status(&env);
+    after["enabled"] = before["enabled"].clone();
+    assert_eq!(after, before);
+    let mut names: Vec<String> = fs::read_dir(&env.state_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["default.lock", "default.toml"],
+        "no temp files left"
+    );
+}

@@ -6,6 +6,8 @@ mod common;
 
 mod api;
 mod authorize;
+mod completions;
+mod keyring;
 mod pull;
 mod sandbox;
 mod state_cli;

@@ -49,7 +49,10 @@ pub async fn run(ctx: &Context, args: &DemoArgs) -> anyhow::Result<Exit> {
     let player = {
         let sandbox = sandbox.clone();
         tokio::spawn(async move {
-            let url = tokio::task::spawn_blocking(move || rx.recv()).await.ok()?.ok()?;
+            let url = tokio::task::spawn_blocking(move || rx.recv())
+                .await
+                .ok()?
+                .ok()?;
             Some(sandbox.browser(&url).await)
         })
     };
@@ -73,7 +76,11 @@ pub async fn run(ctx: &Context, args: &DemoArgs) -> anyhow::Result<Exit> {
     .await?;
     match player.await {
         Ok(Some(Ok(outcome))) if outcome.status == 200 => {}
-        Ok(Some(Ok(outcome))) => anyhow::bail!("the sign-in page answered {}: {}", outcome.status, outcome.body),
+        Ok(Some(Ok(outcome))) => anyhow::bail!(
+            "the sign-in page answered {}: {}",
+            outcome.status,
+            outcome.body
+        ),
         Ok(Some(Err(e))) => anyhow::bail!("the played browser failed: {e}"),
         _ => anyhow::bail!("the played browser never got the sign-in URL"),
     }

@@ -28,8 +28,3 @@ pub async fn dispatch(ctx: &Context, command: Command) -> anyhow::Result<Exit> {
         Command::Generate(a) => generate::run(&a),
     }
 }
-
-/// The error for a subcommand whose issue has not landed yet.
-pub(crate) fn not_yet(what: &str) -> anyhow::Error {
-    anyhow::anyhow!("`{what}` is not available yet in this build")
-}

@@ -27,7 +27,16 @@ impl Env {
     /// `defender-ingest` with a sealed environment. The D-Bus session address is
     /// kept so keyring tests reach the private session `.ci/run` starts.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::cargo_bin("defender-ingest").expect("binary built");
+        let mut c = Command::from_std(self.std_cmd());
+        c.timeout(std::time::Duration::from_secs(120));
+        c
+    }
+
+    /// The same sealed command as [`Env::cmd`], as a `std::process::Command`
+    /// (for spawning several at once).
+    pub fn std_cmd(&self) -> std::process::Command {
+        let bin = assert_cmd::cargo::cargo_bin("defender-ingest");
+        let mut c = std::process::Command::new(bin);
         c.env_clear()
             .env("HOME", self.home())
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -45,13 +54,63 @@ impl Env {
                 c.env(keep, v);
             }
         }
-        c.timeout(std::time::Duration::from_secs(120));
         c
     }
 
     pub fn profile_file(&self, profile: &str) -> PathBuf {
         self.state_dir.join(format!("{profile}.toml"))
     }
+
+    /// Write [`sample_profile`] as profile `name`, with `credential_key` when given.
+    pub fn seed_profile(&self, name: &str, credential_key: Option<&str>) -> PathBuf {
+        std::fs::create_dir_all(&self.state_dir).expect("state dir");
+        let path = self.profile_file(name);
+        std::fs::write(&path, sample_profile(name, credential_key)).expect("seed profile");
+        path
+    }
+}
+
+/// A complete, hand-written profile file as `authorize` would leave it (after
+/// one pull of alerts), disabled.
+pub fn sample_profile(name: &str, credential_key: Option<&str>) -> String {
+    let key = credential_key
+        .map(|k| format!("credential_key = \"{k}\"\n"))
+        .unwrap_or_default();
+    format!(
+        r#"schema_version = 1
+name = "{name}"
+enabled = false
+authorized_at = "2026-12-03T10:00:00Z"
+{key}
+[connection]
+tenant_id = "contoso.onmicrosoft.com"
+client_id = "11111111-2222-3333-4444-555555555555"
+cloud = "global"
+flow = "browser"
+login_url = "https://login.microsoftonline.com"
+api_url = "https://api.securitycenter.microsoft.com"
+scope = "https://api.securitycenter.microsoft.com/.default"
+
+[endpoints.alerts]
+cursor = "2026-12-03T09:59:59.1234567Z"
+last_pull = "2026-12-03T10:00:01Z"
+"#
+    )
+}
+
+/// A keyring key no other test (or test run) uses.
+pub fn unique_key(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "test-{tag}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 pub mod connected;
