@@ -32,6 +32,11 @@ pub fn rfc3339(t: Timestamp) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
+/// `2026-12-03T15:00:00Z`: whole seconds, for `fetched_at`.
+pub fn rfc3339_seconds(t: Timestamp) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
 /// Parse `--since`: a duration back from `now` (`7d`, `12h`, `90m`) or an RFC 3339 time.
 pub fn parse_since(s: &str, now: Timestamp) -> Result<Timestamp, String> {
     if let Some(t) = parse(s) {
@@ -90,9 +95,4 @@ mod tests {
         );
         assert!(parse_since("yesterday", now).unwrap_err().contains("7d"));
     }
-}
-
-/// `2026-12-03T15:00:00Z`: whole seconds, for `fetched_at`.
-pub fn rfc3339_seconds(t: Timestamp) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }

@@ -82,7 +82,10 @@ fn stdout_carries_only_the_lines() {
     let text = String::from_utf8(out.stdout).unwrap();
     let n = text
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .inspect(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert!(v["data"]["id"].is_string(), "{l}");
+        })
         .count();
     assert_eq!(n, c.truth().len());
 }
