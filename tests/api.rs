@@ -177,8 +177,7 @@ async fn resets_cut_off_bodies_and_5xx_are_retried_to_a_whole_page() {
     let f = sb.faults();
     f.reset_next(1);
     f.truncate_next(1);
-    f.fail_next(1, 503);
-    f.fail_next(1, 500);
+    f.fail_next(2, 503);
     let page = c.page(&query(Endpoint::Alerts, 100)).await.unwrap();
     let raw = |p: &defender_ingest::api::Page| {
         p.records
@@ -187,7 +186,30 @@ async fn resets_cut_off_bodies_and_5xx_are_retried_to_a_whole_page() {
             .collect::<Vec<_>>()
     };
     assert_eq!(raw(&page), raw(&clean), "never a partial page");
+    // reset, 503, 503, cut-off body, then the whole page.
     assert_eq!(c.calls(), 1 + 5);
+    let statuses: Vec<u16> = api_requests(&sb).iter().map(|r| r.status).collect();
+    assert_eq!(statuses[1..], [0, 503, 503, 200, 200], "{statuses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_answer_times_out_and_is_retried() {
+    let sb = spawn(SandboxConfig::default());
+    let http = defender_ingest::net::client(&defender_ingest::net::HttpOptions {
+        request_timeout: Duration::from_millis(700),
+        ..Default::default()
+    })
+    .unwrap();
+    let c = DefenderClient::new(
+        http,
+        Url::parse(&sb.url()).unwrap(),
+        Arc::new(Session::with_token(token(&sb).await)),
+        quick(),
+    );
+    sb.faults().slow_next(1, Duration::from_secs(3));
+    let page = c.page(&query(Endpoint::Investigations, 5)).await.unwrap();
+    assert_eq!(page.records.len(), 5);
+    assert_eq!(c.calls(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,7 +255,7 @@ async fn a_retry_after_beyond_the_limit_fails_at_once_and_says_how_long() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_exhausted_budget_waits_and_the_deadline_stops_it_without_sending() {
+async fn an_exhausted_budget_is_not_overdrawn_and_the_deadline_ends_the_wait() {
     let sb = spawn(SandboxConfig::default());
     let c = client(
         &sb,

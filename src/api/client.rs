@@ -224,9 +224,13 @@ impl DefenderClient {
             } else {
                 "the next retry would wait"
             };
+            let shown = match retry_after {
+                Some(w) => w.saturating_sub(retry::RETRY_AFTER_MARGIN),
+                None => wait,
+            };
             return Err(unavailable(format!(
                 "{detail}; {asked} {}s, more than the {}s left before {what}",
-                wait.as_secs_f64().ceil() as u64,
+                shown.as_secs_f64().ceil() as u64,
                 limit.as_secs()
             )));
         }

@@ -71,12 +71,14 @@ pub fn certificate_problem(err: &(dyn StdError + 'static)) -> Option<String> {
         if let Some(r) = e.downcast_ref::<rustls::Error>() {
             return rustls_reason(r);
         }
-        // io::Error::source() skips the error it wraps; look inside explicitly.
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && let Some(inner) = io.get_ref()
-            && let Some(r) = inner.downcast_ref::<rustls::Error>()
-        {
-            return rustls_reason(r);
+        // io::Error::source() skips the error it wraps (and TLS stacks nest
+        // io::Errors two deep); look inside explicitly.
+        let mut io = e.downcast_ref::<std::io::Error>();
+        while let Some(inner) = io.and_then(std::io::Error::get_ref) {
+            if let Some(r) = inner.downcast_ref::<rustls::Error>() {
+                return rustls_reason(r);
+            }
+            io = inner.downcast_ref::<std::io::Error>();
         }
         cur = e.source();
     }
@@ -143,6 +145,12 @@ mod tests {
             rustls::CertificateError::Expired,
         ));
         assert!(certificate_problem(&e).unwrap().contains("expired"));
+        // Nested two deep, as tokio-rustls under reqwest delivers it.
+        let e = std::io::Error::other(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName),
+        ));
+        assert!(certificate_problem(&e).unwrap().contains("name mismatch"));
         let e = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
         assert_eq!(certificate_problem(&e), None);
     }
