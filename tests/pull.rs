@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use defender_ingest::sandbox::SandboxConfig;
+use defender_ingest::secrets::SecretStore;
 
 use crate::common::connected::{Connected, assert_exactly_once, lines};
 
@@ -212,4 +213,92 @@ fn the_api_down_for_good_exits_5_and_moves_nothing() {
     c.sb.faults().api_down(false);
     ok(&c.pull_to(&file, &[]));
     assert_exactly_once(&lines(&file), &c.truth());
+}
+
+#[test]
+fn verbose_pull_prints_one_summary_line() {
+    let c = Connected::new(SandboxConfig {
+        alerts: 10,
+        ..SandboxConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = c.pull_to(&dir.path().join("out.jsonl"), &["-v"]);
+    let stderr = ok(&out);
+    let summary: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("pulled "))
+        .collect();
+    assert_eq!(summary.len(), 1, "{stderr}");
+    assert!(
+        summary[0].contains("alerts 10 written") && summary[0].contains("API calls"),
+        "{stderr}"
+    );
+}
+
+/// With the keyring in play (`.ci/run`): the client secret is stored by
+/// `authorize`, pulls work without the environment variable, and once the
+/// keyring entry is gone a pull exits 3, says to authorize and writes nothing.
+#[test]
+fn after_the_keyring_is_emptied_pull_exits_3_and_says_to_authorize() {
+    if std::env::var("DEFENDER_INGEST_KEYRING_TESTS").as_deref() != Ok("1") {
+        eprintln!("skipped: needs DEFENDER_INGEST_KEYRING_TESTS=1 and a Secret Service");
+        return;
+    }
+    let sb = defender_ingest::sandbox::Sandbox::spawn(SandboxConfig::default()).unwrap();
+    let env = crate::common::Env::new();
+    let cfg = sb.config();
+    env.cmd()
+        .args([
+            "authorize",
+            "--flow",
+            "client-secret",
+            "--client-secret-stdin",
+            "--tenant",
+        ])
+        .args([
+            &cfg.tenant_id,
+            "--client-id",
+            &cfg.client_id,
+            "--login-url",
+            &sb.url(),
+            "--api-url",
+            &sb.url(),
+        ])
+        .write_stdin(format!("{}\n", cfg.client_secret))
+        .assert()
+        .success();
+    env.cmd().arg("enable").assert().success();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out.jsonl");
+    let pull = || {
+        env.cmd()
+            .args(["pull", "--since", "60d", "--output"])
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    ok(&pull());
+    let written = std::fs::read(&file).unwrap();
+    assert!(!written.is_empty());
+    // Empty the keyring entry behind the tool's back.
+    let toml = std::fs::read_to_string(env.profile_file("default")).unwrap();
+    let key = toml
+        .lines()
+        .find_map(|l| l.strip_prefix("credential_key = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    defender_ingest::secrets::KeyringStore::new()
+        .delete(&key)
+        .unwrap();
+    sb.tenant().add_alerts(3);
+    let out = pull();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("authorize"));
+    assert_eq!(std::fs::read(&file).unwrap(), written);
 }
