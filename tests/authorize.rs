@@ -692,8 +692,9 @@ fn session_caches_then_refreshes_after_a_401_once_and_saves_the_rotated_token() 
 #[test]
 fn session_refreshes_before_expiry() {
     let sb = Sandbox::spawn(SandboxConfig {
-        // Inside the five-minute margin: every call is "about to expire".
-        access_token_lifetime: Duration::from_secs(240),
+        // Short-lived tokens are renewed a quarter of their lifetime before
+        // they expire, not on every call.
+        access_token_lifetime: Duration::from_secs(2),
         ..SandboxConfig::default()
     })
     .unwrap();
@@ -705,7 +706,11 @@ fn session_refreshes_before_expiry() {
             .unwrap();
         let a = session.access_token().await.unwrap();
         let b = session.access_token().await.unwrap();
-        assert_ne!(a, b);
+        assert_eq!(a, b, "a fresh token is reused");
+        assert_eq!(token_requests(&sb, "refresh_token"), 1);
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        let c = session.access_token().await.unwrap();
+        assert_ne!(a, c, "renewed before it expires");
         assert_eq!(token_requests(&sb, "refresh_token"), 2);
     });
 }

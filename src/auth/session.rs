@@ -20,8 +20,16 @@ use crate::cli::Flow;
 use crate::secrets::{CLIENT_SECRET_ENV, Credentials, SecretStore};
 use crate::state::Profile;
 
-/// Refresh this long before the access token expires.
+/// Refresh this long before the access token expires, or a quarter of its
+/// lifetime when that is shorter (so short-lived tokens are not renewed on
+/// every call).
 const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+
+/// When a token that expires at `expires_at` should be renewed.
+fn refresh_at(expires_at: Instant) -> Instant {
+    let lifetime = expires_at.saturating_duration_since(Instant::now());
+    expires_at - REFRESH_MARGIN.min(lifetime / 4)
+}
 
 /// Hands out access tokens for one profile.
 pub struct Session {
@@ -31,7 +39,8 @@ pub struct Session {
 
 struct Cached {
     access: String,
-    expires_at: Option<Instant>,
+    /// When to stop handing it out and renew; `None` never.
+    refresh_at: Option<Instant>,
 }
 
 enum Source {
@@ -79,7 +88,7 @@ impl Session {
             source: Source::Fixed,
             cached: tokio::sync::Mutex::new(Some(Cached {
                 access: token.into(),
-                expires_at: None,
+                refresh_at: None,
             })),
         }
     }
@@ -168,8 +177,7 @@ impl Session {
     pub async fn access_token(&self) -> Result<String, AuthError> {
         let mut cached = self.cached.lock().await;
         if let Some(c) = cached.as_ref()
-            && c.expires_at
-                .is_none_or(|at| Instant::now() + REFRESH_MARGIN < at)
+            && c.refresh_at.is_none_or(|at| Instant::now() < at)
         {
             return Ok(c.access.clone());
         }
@@ -239,7 +247,7 @@ impl Session {
                 let access = token.access.clone();
                 *cached = Some(Cached {
                     access: access.clone(),
-                    expires_at: Some(token.expires_at),
+                    refresh_at: Some(refresh_at(token.expires_at)),
                 });
                 return Ok(access);
             }
@@ -248,7 +256,7 @@ impl Session {
         let access = token.access.clone();
         *cached = Some(Cached {
             access: access.clone(),
-            expires_at: Some(token.expires_at),
+            refresh_at: Some(refresh_at(token.expires_at)),
         });
         Ok(access)
     }
