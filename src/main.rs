@@ -13,7 +13,7 @@ fn main() -> ExitCode {
         Err(err) => {
             let code = exit::classify(&err);
             // stderr may be gone too (a closed terminal): nothing more to do then.
-            let _ = writeln!(std::io::stderr(), "defender-ingest: error: {err:#}");
+            let _ = writeln!(std::io::stderr(), "defender-ingest: error: {}", message(&err));
             if code == Exit::Ok {
                 Exit::Error.into()
             } else {
@@ -21,4 +21,20 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The error and its causes, each said once: many errors already include
+/// their cause in their own message.
+fn message(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
+    text
 }
