@@ -13,7 +13,11 @@ fn main() -> ExitCode {
         Err(err) => {
             let code = exit::classify(&err);
             // stderr may be gone too (a closed terminal): nothing more to do then.
-            let _ = writeln!(std::io::stderr(), "defender-ingest: error: {}", message(&err));
+            let _ = writeln!(
+                std::io::stderr(),
+                "defender-ingest: error: {}",
+                message(&err)
+            );
             if code == Exit::Ok {
                 Exit::Error.into()
             } else {

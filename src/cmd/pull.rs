@@ -84,6 +84,11 @@ pub async fn run(ctx: &Context, args: &PullArgs) -> anyhow::Result<Exit> {
         client.set_deadline(d);
     }
 
+    if args.since.is_some() && profile.endpoints.values().any(|e| e.floor.is_some()) {
+        tracing::info!(
+            "--since applies to a profile's first pull only; this one continues from its position"
+        );
+    }
     let (mut sink, output_key) = open_sink(ctx, &profile, plan.output.as_deref())?;
     let mut outcomes: Vec<EndpointOutcome> = Vec::new();
     for endpoint in Endpoint::ALL {
