@@ -185,12 +185,16 @@ const USER_UPN: &str = "admin@sandbox.onmicrosoft.com";
 fn mint_access(shared: &Shared, resource: &str, extra: serde_json::Value) -> String {
     let now = chrono::Utc::now().timestamp();
     let lifetime = shared.cfg.access_token_lifetime.as_secs() as i64;
+    // `exp` is whole seconds and a token is refused from `exp` on: round up, so
+    // a token is good for at least its lifetime (a 1 s token would otherwise
+    // die at the next second boundary).
+    let exp = now + lifetime + 1;
     let mut payload = json!({
         "aud": resource,
         "iss": format!("https://sts.windows.net/{}/", shared.cfg.tenant_id),
         "iat": now,
         "nbf": now,
-        "exp": now + lifetime,
+        "exp": exp,
         "tid": shared.cfg.tenant_id,
         "appid": shared.cfg.client_id,
         "ver": "1.0",
