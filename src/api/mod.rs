@@ -12,7 +12,7 @@ mod endpoint;
 pub mod odata;
 pub mod page;
 pub mod retry;
-mod transport;
+pub(crate) mod transport;
 
 pub use budget::Budget;
 pub use client::{DefenderClient, Limits};
@@ -60,9 +60,8 @@ pub enum ApiError {
     )]
     NotFound { endpoint: Endpoint, url: String },
     #[error(
-        "cannot establish a trusted TLS connection to {host}: {detail}. \
-         If a TLS-inspecting proxy or a private CA sits in between, add its CA certificate with \
-         `--ca-bundle PATH` or `SSL_CERT_FILE=PATH` (a PEM bundle)"
+        "cannot establish a trusted TLS connection to {host}: {detail}. {}",
+        crate::net::CA_ADVICE
     )]
     Tls { host: String, detail: String },
     #[error(

@@ -114,20 +114,6 @@ fn rustls_reason(e: &rustls::Error) -> Option<String> {
     )
 }
 
-/// The proxy the environment would use for `scheme`, redacted, for messages.
-pub fn env_proxy(scheme: &str) -> Option<String> {
-    let names: &[&str] = if scheme == "https" {
-        &["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
-    } else {
-        &["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
-    };
-    names
-        .iter()
-        .filter_map(|n| std::env::var(n).ok())
-        .find(|v| !v.trim().is_empty())
-        .map(|v| crate::net::redact_url(&v))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
