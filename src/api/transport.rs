@@ -71,12 +71,17 @@ pub fn certificate_problem(err: &(dyn StdError + 'static)) -> Option<String> {
         if let Some(r) = e.downcast_ref::<rustls::Error>() {
             return rustls_reason(r);
         }
-        // io::Error::source() skips the error it wraps; look inside explicitly.
+        // io::Error::source() skips the error it wraps, and hyper-util wraps
+        // tokio-rustls's io::Error in another one: look inside explicitly.
         if let Some(io) = e.downcast_ref::<std::io::Error>()
             && let Some(inner) = io.get_ref()
-            && let Some(r) = inner.downcast_ref::<rustls::Error>()
         {
-            return rustls_reason(r);
+            let inner: &(dyn StdError + 'static) = inner;
+            if let Some(r) = inner.downcast_ref::<rustls::Error>() {
+                return rustls_reason(r);
+            }
+            cur = Some(inner);
+            continue;
         }
         cur = e.source();
     }
@@ -129,6 +134,12 @@ mod tests {
             rustls::CertificateError::Expired,
         ));
         assert!(certificate_problem(&e).unwrap().contains("expired"));
+        // As hyper-util hands it over: an io::Error around tokio-rustls's io::Error.
+        let e = std::io::Error::other(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName),
+        ));
+        assert!(certificate_problem(&e).unwrap().contains("name mismatch"));
         let e = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
         assert_eq!(certificate_problem(&e), None);
     }
