@@ -32,7 +32,11 @@ fn from_git(manifest_dir: &Path) -> Option<String> {
     let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
         .map(|s| !s.is_empty())
         .unwrap_or(false);
-    Some(if dirty { format!("{commit}-dirty") } else { commit })
+    Some(if dirty {
+        format!("{commit}-dirty")
+    } else {
+        commit
+    })
 }
 
 /// `{"git": {"sha1": "..."}}`, without a JSON parser.

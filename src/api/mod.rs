@@ -28,7 +28,7 @@ pub const MAX_TOP: u32 = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("{0}")]
+    #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
     #[error(
         "the API refused {endpoint} (403 Forbidden): the app registration lacks the `{permission}` application/delegated permission, \
