@@ -77,5 +77,8 @@ fn main() {
             }
         }
     }
+    if manifest_dir.join(".cargo_vcs_info.json").exists() {
+        println!("cargo:rerun-if-changed=.cargo_vcs_info.json");
+    }
     println!("cargo:rerun-if-changed=build.rs");
 }
