@@ -27,9 +27,9 @@ end
 complete -c defender-ingest -n "__fish_defender_ingest_needs_command" -s p -l profile -d 'Which connection (tenant + app registration) to use' -r
 complete -c defender-ingest -n "__fish_defender_ingest_needs_command" -l state-dir -d 'Where the TOML state and lock files live [default: the platform\'s state dir]' -r -F
 complete -c defender-ingest -n "__fish_defender_ingest_needs_command" -l ca-bundle -d 'Trust the CAs in this PEM bundle too (e.g. a TLS-inspecting proxy\'s CA). `SSL_CERT_FILE` does the same' -r -F
-complete -c defender-ingest -n "__fish_defender_ingest_needs_command" -l proxy -d 'Send every request through this proxy (overrides HTTPS_PROXY/HTTP_PROXY/NO_PROXY)' -r
-complete -c defender-ingest -n "__fish_defender_ingest_needs_command" -l connect-timeout -d 'Seconds to wait for a TCP/TLS connection' -r
-complete -c defender-ingest -n "__fish_defender_ingest_needs_command" -l request-timeout -d 'Seconds one HTTP request may take, body included' -r
+complete -c defender-ingest -n "__fish_defender_ingest_needs_command" -l proxy -d 'Send every request through this proxy, e.g. http://user:pass@proxy:3128 (overrides HTTPS_PROXY/HTTP_PROXY/NO_PROXY; "" turns proxies off). Without it the environment\'s proxies are used, never for loopback hosts' -r
+complete -c defender-ingest -n "__fish_defender_ingest_needs_command" -l connect-timeout -d 'Seconds to wait for a connection (TCP, the proxy\'s CONNECT, TLS)' -r
+complete -c defender-ingest -n "__fish_defender_ingest_needs_command" -l request-timeout -d 'Seconds one HTTP request may take, body included; a request that takes longer counts as failed and is retried' -r
 complete -c defender-ingest -n "__fish_defender_ingest_needs_command" -l max-retries -d 'How often to retry an API request that failed in a way that may pass (429, 5xx, reset, cut-off body, timeout), with exponential backoff' -r
 complete -c defender-ingest -n "__fish_defender_ingest_needs_command" -s v -l verbose -d 'More logging on stderr (-v: info, -vv: debug, -vvv: trace)'
 complete -c defender-ingest -n "__fish_defender_ingest_needs_command" -s q -l quiet -d 'Less logging on stderr: errors only'
@@ -62,9 +62,9 @@ complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand authoriz
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand authorize" -s p -l profile -d 'Which connection (tenant + app registration) to use' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand authorize" -l state-dir -d 'Where the TOML state and lock files live [default: the platform\'s state dir]' -r -F
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand authorize" -l ca-bundle -d 'Trust the CAs in this PEM bundle too (e.g. a TLS-inspecting proxy\'s CA). `SSL_CERT_FILE` does the same' -r -F
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand authorize" -l proxy -d 'Send every request through this proxy (overrides HTTPS_PROXY/HTTP_PROXY/NO_PROXY)' -r
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand authorize" -l connect-timeout -d 'Seconds to wait for a TCP/TLS connection' -r
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand authorize" -l request-timeout -d 'Seconds one HTTP request may take, body included' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand authorize" -l proxy -d 'Send every request through this proxy, e.g. http://user:pass@proxy:3128 (overrides HTTPS_PROXY/HTTP_PROXY/NO_PROXY; "" turns proxies off). Without it the environment\'s proxies are used, never for loopback hosts' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand authorize" -l connect-timeout -d 'Seconds to wait for a connection (TCP, the proxy\'s CONNECT, TLS)' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand authorize" -l request-timeout -d 'Seconds one HTTP request may take, body included; a request that takes longer counts as failed and is retried' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand authorize" -l max-retries -d 'How often to retry an API request that failed in a way that may pass (429, 5xx, reset, cut-off body, timeout), with exponential backoff' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand authorize" -l no-browser -d 'Do not launch a browser; print the sign-in URL on stderr and wait'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand authorize" -l client-secret-stdin -d 'With --flow client-secret: read the client secret from stdin'
@@ -75,9 +75,9 @@ complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand authoriz
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand test" -s p -l profile -d 'Which connection (tenant + app registration) to use' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand test" -l state-dir -d 'Where the TOML state and lock files live [default: the platform\'s state dir]' -r -F
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand test" -l ca-bundle -d 'Trust the CAs in this PEM bundle too (e.g. a TLS-inspecting proxy\'s CA). `SSL_CERT_FILE` does the same' -r -F
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand test" -l proxy -d 'Send every request through this proxy (overrides HTTPS_PROXY/HTTP_PROXY/NO_PROXY)' -r
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand test" -l connect-timeout -d 'Seconds to wait for a TCP/TLS connection' -r
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand test" -l request-timeout -d 'Seconds one HTTP request may take, body included' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand test" -l proxy -d 'Send every request through this proxy, e.g. http://user:pass@proxy:3128 (overrides HTTPS_PROXY/HTTP_PROXY/NO_PROXY; "" turns proxies off). Without it the environment\'s proxies are used, never for loopback hosts' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand test" -l connect-timeout -d 'Seconds to wait for a connection (TCP, the proxy\'s CONNECT, TLS)' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand test" -l request-timeout -d 'Seconds one HTTP request may take, body included; a request that takes longer counts as failed and is retried' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand test" -l max-retries -d 'How often to retry an API request that failed in a way that may pass (429, 5xx, reset, cut-off body, timeout), with exponential backoff' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand test" -l json -d 'Print one JSON object on stdout instead of a table on stderr'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand test" -s v -l verbose -d 'More logging on stderr (-v: info, -vv: debug, -vvv: trace)'
@@ -87,9 +87,9 @@ complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand test" -s
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand enable" -s p -l profile -d 'Which connection (tenant + app registration) to use' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand enable" -l state-dir -d 'Where the TOML state and lock files live [default: the platform\'s state dir]' -r -F
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand enable" -l ca-bundle -d 'Trust the CAs in this PEM bundle too (e.g. a TLS-inspecting proxy\'s CA). `SSL_CERT_FILE` does the same' -r -F
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand enable" -l proxy -d 'Send every request through this proxy (overrides HTTPS_PROXY/HTTP_PROXY/NO_PROXY)' -r
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand enable" -l connect-timeout -d 'Seconds to wait for a TCP/TLS connection' -r
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand enable" -l request-timeout -d 'Seconds one HTTP request may take, body included' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand enable" -l proxy -d 'Send every request through this proxy, e.g. http://user:pass@proxy:3128 (overrides HTTPS_PROXY/HTTP_PROXY/NO_PROXY; "" turns proxies off). Without it the environment\'s proxies are used, never for loopback hosts' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand enable" -l connect-timeout -d 'Seconds to wait for a connection (TCP, the proxy\'s CONNECT, TLS)' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand enable" -l request-timeout -d 'Seconds one HTTP request may take, body included; a request that takes longer counts as failed and is retried' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand enable" -l max-retries -d 'How often to retry an API request that failed in a way that may pass (429, 5xx, reset, cut-off body, timeout), with exponential backoff' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand enable" -s v -l verbose -d 'More logging on stderr (-v: info, -vv: debug, -vvv: trace)'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand enable" -s q -l quiet -d 'Less logging on stderr: errors only'
@@ -98,9 +98,9 @@ complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand enable" 
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand disable" -s p -l profile -d 'Which connection (tenant + app registration) to use' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand disable" -l state-dir -d 'Where the TOML state and lock files live [default: the platform\'s state dir]' -r -F
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand disable" -l ca-bundle -d 'Trust the CAs in this PEM bundle too (e.g. a TLS-inspecting proxy\'s CA). `SSL_CERT_FILE` does the same' -r -F
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand disable" -l proxy -d 'Send every request through this proxy (overrides HTTPS_PROXY/HTTP_PROXY/NO_PROXY)' -r
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand disable" -l connect-timeout -d 'Seconds to wait for a TCP/TLS connection' -r
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand disable" -l request-timeout -d 'Seconds one HTTP request may take, body included' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand disable" -l proxy -d 'Send every request through this proxy, e.g. http://user:pass@proxy:3128 (overrides HTTPS_PROXY/HTTP_PROXY/NO_PROXY; "" turns proxies off). Without it the environment\'s proxies are used, never for loopback hosts' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand disable" -l connect-timeout -d 'Seconds to wait for a connection (TCP, the proxy\'s CONNECT, TLS)' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand disable" -l request-timeout -d 'Seconds one HTTP request may take, body included; a request that takes longer counts as failed and is retried' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand disable" -l max-retries -d 'How often to retry an API request that failed in a way that may pass (429, 5xx, reset, cut-off body, timeout), with exponential backoff' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand disable" -s v -l verbose -d 'More logging on stderr (-v: info, -vv: debug, -vvv: trace)'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand disable" -s q -l quiet -d 'Less logging on stderr: errors only'
@@ -109,9 +109,9 @@ complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand disable"
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand status" -s p -l profile -d 'Which connection (tenant + app registration) to use' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand status" -l state-dir -d 'Where the TOML state and lock files live [default: the platform\'s state dir]' -r -F
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand status" -l ca-bundle -d 'Trust the CAs in this PEM bundle too (e.g. a TLS-inspecting proxy\'s CA). `SSL_CERT_FILE` does the same' -r -F
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand status" -l proxy -d 'Send every request through this proxy (overrides HTTPS_PROXY/HTTP_PROXY/NO_PROXY)' -r
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand status" -l connect-timeout -d 'Seconds to wait for a TCP/TLS connection' -r
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand status" -l request-timeout -d 'Seconds one HTTP request may take, body included' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand status" -l proxy -d 'Send every request through this proxy, e.g. http://user:pass@proxy:3128 (overrides HTTPS_PROXY/HTTP_PROXY/NO_PROXY; "" turns proxies off). Without it the environment\'s proxies are used, never for loopback hosts' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand status" -l connect-timeout -d 'Seconds to wait for a connection (TCP, the proxy\'s CONNECT, TLS)' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand status" -l request-timeout -d 'Seconds one HTTP request may take, body included; a request that takes longer counts as failed and is retried' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand status" -l max-retries -d 'How often to retry an API request that failed in a way that may pass (429, 5xx, reset, cut-off body, timeout), with exponential backoff' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand status" -l json -d 'Print one JSON object on stdout'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand status" -s v -l verbose -d 'More logging on stderr (-v: info, -vv: debug, -vvv: trace)'
@@ -122,13 +122,13 @@ complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand pull" -l
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand pull" -l since -d 'First run only: how far back to start, a duration (7d, 12h) or an RFC 3339 time [default: 7d]' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand pull" -l lookback -d 'Re-read alerts updated this long before the cursor, for records that become visible late' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand pull" -l investigation-window -d 'Re-read investigations started within this window; they change without a timestamp' -r
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand pull" -l deadline -d 'Stop starting new requests after this long; what was written is kept' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand pull" -l deadline -d 'Stop starting new requests after this long (keep it under the cron interval); what was written is kept and the rest comes next pull' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand pull" -s p -l profile -d 'Which connection (tenant + app registration) to use' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand pull" -l state-dir -d 'Where the TOML state and lock files live [default: the platform\'s state dir]' -r -F
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand pull" -l ca-bundle -d 'Trust the CAs in this PEM bundle too (e.g. a TLS-inspecting proxy\'s CA). `SSL_CERT_FILE` does the same' -r -F
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand pull" -l proxy -d 'Send every request through this proxy (overrides HTTPS_PROXY/HTTP_PROXY/NO_PROXY)' -r
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand pull" -l connect-timeout -d 'Seconds to wait for a TCP/TLS connection' -r
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand pull" -l request-timeout -d 'Seconds one HTTP request may take, body included' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand pull" -l proxy -d 'Send every request through this proxy, e.g. http://user:pass@proxy:3128 (overrides HTTPS_PROXY/HTTP_PROXY/NO_PROXY; "" turns proxies off). Without it the environment\'s proxies are used, never for loopback hosts' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand pull" -l connect-timeout -d 'Seconds to wait for a connection (TCP, the proxy\'s CONNECT, TLS)' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand pull" -l request-timeout -d 'Seconds one HTTP request may take, body included; a request that takes longer counts as failed and is retried' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand pull" -l max-retries -d 'How often to retry an API request that failed in a way that may pass (429, 5xx, reset, cut-off body, timeout), with exponential backoff' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand pull" -s v -l verbose -d 'More logging on stderr (-v: info, -vv: debug, -vvv: trace)'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand pull" -s q -l quiet -d 'Less logging on stderr: errors only'
@@ -137,9 +137,9 @@ complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand pull" -s
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand logout" -s p -l profile -d 'Which connection (tenant + app registration) to use' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand logout" -l state-dir -d 'Where the TOML state and lock files live [default: the platform\'s state dir]' -r -F
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand logout" -l ca-bundle -d 'Trust the CAs in this PEM bundle too (e.g. a TLS-inspecting proxy\'s CA). `SSL_CERT_FILE` does the same' -r -F
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand logout" -l proxy -d 'Send every request through this proxy (overrides HTTPS_PROXY/HTTP_PROXY/NO_PROXY)' -r
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand logout" -l connect-timeout -d 'Seconds to wait for a TCP/TLS connection' -r
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand logout" -l request-timeout -d 'Seconds one HTTP request may take, body included' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand logout" -l proxy -d 'Send every request through this proxy, e.g. http://user:pass@proxy:3128 (overrides HTTPS_PROXY/HTTP_PROXY/NO_PROXY; "" turns proxies off). Without it the environment\'s proxies are used, never for loopback hosts' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand logout" -l connect-timeout -d 'Seconds to wait for a connection (TCP, the proxy\'s CONNECT, TLS)' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand logout" -l request-timeout -d 'Seconds one HTTP request may take, body included; a request that takes longer counts as failed and is retried' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand logout" -l max-retries -d 'How often to retry an API request that failed in a way that may pass (429, 5xx, reset, cut-off body, timeout), with exponential backoff' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand logout" -s v -l verbose -d 'More logging on stderr (-v: info, -vv: debug, -vvv: trace)'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand logout" -s q -l quiet -d 'Less logging on stderr: errors only'
@@ -152,9 +152,9 @@ complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand sandbox"
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand sandbox" -s p -l profile -d 'Which connection (tenant + app registration) to use' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand sandbox" -l state-dir -d 'Where the TOML state and lock files live [default: the platform\'s state dir]' -r -F
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand sandbox" -l ca-bundle -d 'Trust the CAs in this PEM bundle too (e.g. a TLS-inspecting proxy\'s CA). `SSL_CERT_FILE` does the same' -r -F
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand sandbox" -l proxy -d 'Send every request through this proxy (overrides HTTPS_PROXY/HTTP_PROXY/NO_PROXY)' -r
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand sandbox" -l connect-timeout -d 'Seconds to wait for a TCP/TLS connection' -r
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand sandbox" -l request-timeout -d 'Seconds one HTTP request may take, body included' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand sandbox" -l proxy -d 'Send every request through this proxy, e.g. http://user:pass@proxy:3128 (overrides HTTPS_PROXY/HTTP_PROXY/NO_PROXY; "" turns proxies off). Without it the environment\'s proxies are used, never for loopback hosts' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand sandbox" -l connect-timeout -d 'Seconds to wait for a connection (TCP, the proxy\'s CONNECT, TLS)' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand sandbox" -l request-timeout -d 'Seconds one HTTP request may take, body included; a request that takes longer counts as failed and is retried' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand sandbox" -l max-retries -d 'How often to retry an API request that failed in a way that may pass (429, 5xx, reset, cut-off body, timeout), with exponential backoff' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand sandbox" -s v -l verbose -d 'More logging on stderr (-v: info, -vv: debug, -vvv: trace)'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand sandbox" -s q -l quiet -d 'Less logging on stderr: errors only'
@@ -164,9 +164,9 @@ complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand demo" -l
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand demo" -s p -l profile -d 'Which connection (tenant + app registration) to use' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand demo" -l state-dir -d 'Where the TOML state and lock files live [default: the platform\'s state dir]' -r -F
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand demo" -l ca-bundle -d 'Trust the CAs in this PEM bundle too (e.g. a TLS-inspecting proxy\'s CA). `SSL_CERT_FILE` does the same' -r -F
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand demo" -l proxy -d 'Send every request through this proxy (overrides HTTPS_PROXY/HTTP_PROXY/NO_PROXY)' -r
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand demo" -l connect-timeout -d 'Seconds to wait for a TCP/TLS connection' -r
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand demo" -l request-timeout -d 'Seconds one HTTP request may take, body included' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand demo" -l proxy -d 'Send every request through this proxy, e.g. http://user:pass@proxy:3128 (overrides HTTPS_PROXY/HTTP_PROXY/NO_PROXY; "" turns proxies off). Without it the environment\'s proxies are used, never for loopback hosts' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand demo" -l connect-timeout -d 'Seconds to wait for a connection (TCP, the proxy\'s CONNECT, TLS)' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand demo" -l request-timeout -d 'Seconds one HTTP request may take, body included; a request that takes longer counts as failed and is retried' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand demo" -l max-retries -d 'How often to retry an API request that failed in a way that may pass (429, 5xx, reset, cut-off body, timeout), with exponential backoff' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand demo" -s v -l verbose -d 'More logging on stderr (-v: info, -vv: debug, -vvv: trace)'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand demo" -s q -l quiet -d 'Less logging on stderr: errors only'
@@ -175,9 +175,9 @@ complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand demo" -s
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand generate" -s p -l profile -d 'Which connection (tenant + app registration) to use' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand generate" -l state-dir -d 'Where the TOML state and lock files live [default: the platform\'s state dir]' -r -F
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand generate" -l ca-bundle -d 'Trust the CAs in this PEM bundle too (e.g. a TLS-inspecting proxy\'s CA). `SSL_CERT_FILE` does the same' -r -F
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand generate" -l proxy -d 'Send every request through this proxy (overrides HTTPS_PROXY/HTTP_PROXY/NO_PROXY)' -r
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand generate" -l connect-timeout -d 'Seconds to wait for a TCP/TLS connection' -r
-complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand generate" -l request-timeout -d 'Seconds one HTTP request may take, body included' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand generate" -l proxy -d 'Send every request through this proxy, e.g. http://user:pass@proxy:3128 (overrides HTTPS_PROXY/HTTP_PROXY/NO_PROXY; "" turns proxies off). Without it the environment\'s proxies are used, never for loopback hosts' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand generate" -l connect-timeout -d 'Seconds to wait for a connection (TCP, the proxy\'s CONNECT, TLS)' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand generate" -l request-timeout -d 'Seconds one HTTP request may take, body included; a request that takes longer counts as failed and is retried' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand generate" -l max-retries -d 'How often to retry an API request that failed in a way that may pass (429, 5xx, reset, cut-off body, timeout), with exponential backoff' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand generate" -s v -l verbose -d 'More logging on stderr (-v: info, -vv: debug, -vvv: trace)'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand generate" -s q -l quiet -d 'Less logging on stderr: errors only'

@@ -75,11 +75,13 @@ pub struct NetArgs {
     #[arg(long, global = true, value_name = "PATH", help_heading = "Network")]
     pub ca_bundle: Option<PathBuf>,
 
-    /// Send every request through this proxy (overrides HTTPS_PROXY/HTTP_PROXY/NO_PROXY).
+    /// Send every request through this proxy, e.g. http://user:pass@proxy:3128
+    /// (overrides HTTPS_PROXY/HTTP_PROXY/NO_PROXY; "" turns proxies off). Without
+    /// it the environment's proxies are used, never for loopback hosts.
     #[arg(long, global = true, value_name = "URL", help_heading = "Network")]
     pub proxy: Option<String>,
 
-    /// Seconds to wait for a TCP/TLS connection.
+    /// Seconds to wait for a connection (TCP, the proxy's CONNECT, TLS).
     #[arg(
         long,
         global = true,
@@ -89,7 +91,8 @@ pub struct NetArgs {
     )]
     pub connect_timeout: u64,
 
-    /// Seconds one HTTP request may take, body included.
+    /// Seconds one HTTP request may take, body included; a request that takes
+    /// longer counts as failed and is retried.
     #[arg(
         long,
         global = true,
@@ -257,7 +260,8 @@ pub struct PullArgs {
     #[arg(long, value_name = "DURATION", default_value = "30d")]
     pub investigation_window: String,
 
-    /// Stop starting new requests after this long; what was written is kept.
+    /// Stop starting new requests after this long (keep it under the cron
+    /// interval); what was written is kept and the rest comes next pull.
     #[arg(long, value_name = "DURATION", default_value = "4m")]
     pub deadline: String,
 }

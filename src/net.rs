@@ -1,13 +1,19 @@
 //! The one HTTP client everything uses, and the rules for the URLs it may call.
 //!
 //! Production endpoints are HTTPS; plain `http://` is allowed only to loopback,
-//! where the sandbox lives. The platform trust store is used, plus
-//! `SSL_CERT_FILE` / `--ca-bundle`; proxies come from the environment or
-//! `--proxy`. Redirects are never followed (a token endpoint that redirects is
-//! not to be trusted with a secret).
+//! where the sandbox lives. Trust is the platform's store (rustls with the
+//! native roots, so a CA that IT pushed to the OS works) plus every PEM bundle
+//! in `SSL_CERT_FILE` and `--ca-bundle`. Proxies are decided in [`proxy`].
+//! Redirects are never followed (a token endpoint that redirects is not to be
+//! trusted with a secret). Timeouts: `--connect-timeout` for TCP + TLS (and the
+//! proxy's CONNECT), `--request-timeout` for one whole request, body included.
 
+pub mod proxy;
+
+use std::error::Error as StdError;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use url::Url;
@@ -15,12 +21,22 @@ use url::Url;
 use crate::cli::NetArgs;
 use crate::exit::{Exit, UsageError};
 
+pub use proxy::ProxyPlan;
+
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
-    #[error("cannot read the CA bundle {path}: {detail}")]
-    CaBundle { path: PathBuf, detail: String },
-    #[error("invalid proxy URL: {0}")]
-    Proxy(String),
+    #[error("cannot use the CA bundle {path} ({origin}): {detail}")]
+    CaBundle {
+        path: PathBuf,
+        origin: &'static str,
+        detail: String,
+    },
+    #[error("invalid proxy in {what} ({url}): {detail}")]
+    Proxy {
+        what: String,
+        url: String,
+        detail: String,
+    },
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
 }
@@ -28,16 +44,26 @@ pub enum NetError {
 impl NetError {
     pub fn exit(&self) -> Exit {
         match self {
-            NetError::CaBundle { .. } | NetError::Proxy(_) => Exit::Usage,
+            NetError::CaBundle { .. } | NetError::Proxy { .. } => Exit::Usage,
             NetError::Client(_) => Exit::Error,
         }
     }
 }
 
+/// A CA bundle to trust, and where it was named (for messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaBundle {
+    pub path: PathBuf,
+    /// `SSL_CERT_FILE` or `--ca-bundle`.
+    pub origin: &'static str,
+}
+
 /// How to build the client.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
-    pub ca_bundles: Vec<PathBuf>,
+    /// Trusted in addition to the platform's store.
+    pub ca_bundles: Vec<CaBundle>,
+    /// `--proxy`: `Some("")` turns proxies off; `None` uses the environment.
     pub proxy: Option<String>,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
@@ -58,12 +84,20 @@ impl Default for HttpOptions {
 }
 
 impl HttpOptions {
+    /// The command line's network options plus `SSL_CERT_FILE` (both kinds of
+    /// bundle are trusted when both are given).
     pub fn from_args(args: &NetArgs) -> Self {
         let mut ca_bundles = Vec::new();
         if let Some(p) = std::env::var_os("SSL_CERT_FILE").filter(|v| !v.is_empty()) {
-            ca_bundles.push(PathBuf::from(p));
+            ca_bundles.push(CaBundle {
+                path: PathBuf::from(p),
+                origin: "SSL_CERT_FILE",
+            });
         }
-        ca_bundles.extend(args.ca_bundle.clone());
+        ca_bundles.extend(args.ca_bundle.iter().map(|p| CaBundle {
+            path: p.clone(),
+            origin: "--ca-bundle",
+        }));
         HttpOptions {
             ca_bundles,
             proxy: args.proxy.clone(),
@@ -72,11 +106,23 @@ impl HttpOptions {
             max_retries: args.max_retries,
         }
     }
+
+    /// Trust the PEM bundle at `path` too (as `--ca-bundle` does).
+    pub fn with_ca_bundle(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_bundles.push(CaBundle {
+            path: path.into(),
+            origin: "--ca-bundle",
+        });
+        self
+    }
 }
 
 pub fn user_agent() -> String {
     format!("defender-ingest/{}", crate::VERSION)
 }
+
+/// The proxy plan of the last client built, for messages ([`proxy_for`]).
+static PLAN: Mutex<Option<ProxyPlan>> = Mutex::new(None);
 
 /// Build the shared client: redirects off, timeouts on, trust and proxies as configured.
 pub fn client(opts: &HttpOptions) -> Result<reqwest::Client, NetError> {
@@ -85,33 +131,93 @@ pub fn client(opts: &HttpOptions) -> Result<reqwest::Client, NetError> {
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(opts.connect_timeout)
         .timeout(opts.request_timeout)
-        .pool_idle_timeout(Duration::from_secs(30));
-    for path in &opts.ca_bundles {
-        let pem = std::fs::read(path).map_err(|e| NetError::CaBundle {
-            path: path.clone(),
-            detail: e.to_string(),
-        })?;
-        let certs =
-            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| NetError::CaBundle {
-                path: path.clone(),
-                detail: e.to_string(),
-            })?;
-        if certs.is_empty() {
-            return Err(NetError::CaBundle {
-                path: path.clone(),
-                detail: "no PEM certificates in it".into(),
-            });
-        }
-        for c in certs {
+        .pool_idle_timeout(Duration::from_secs(30))
+        // Proxies are ours to decide (loopback never goes to an env proxy).
+        .no_proxy();
+    for bundle in &opts.ca_bundles {
+        for c in read_bundle(bundle)? {
             b = b.add_root_certificate(c);
         }
     }
-    if let Some(p) = &opts.proxy {
-        let proxy = reqwest::Proxy::all(p).map_err(|_| NetError::Proxy(redact_url(p)))?;
-        b = b.proxy(proxy);
+    let plan = ProxyPlan::decide(opts.proxy.as_deref())?;
+    for p in plan.proxies()? {
+        b = b.proxy(p);
     }
+    match &plan {
+        ProxyPlan::Off => tracing::debug!("proxies off (--proxy \"\")"),
+        ProxyPlan::Explicit(u) => tracing::debug!(
+            "every request goes through --proxy {}",
+            proxy::redact(u.as_str())
+        ),
+        ProxyPlan::Environment {
+            https,
+            http,
+            no_proxy,
+        } => tracing::debug!(
+            https = https.as_ref().map(|(v, u)| format!("{v}={}", proxy::redact(u.as_str()))),
+            http = http.as_ref().map(|(v, u)| format!("{v}={}", proxy::redact(u.as_str()))),
+            no_proxy = %no_proxy,
+            "proxies from the environment"
+        ),
+    }
+    *PLAN.lock().unwrap_or_else(|e| e.into_inner()) = Some(plan);
     b.build().map_err(|e| NetError::Client(e.to_string()))
 }
+
+fn read_bundle(bundle: &CaBundle) -> Result<Vec<reqwest::Certificate>, NetError> {
+    let err = |detail: String| NetError::CaBundle {
+        path: bundle.path.clone(),
+        origin: bundle.origin,
+        detail,
+    };
+    let pem = std::fs::read(&bundle.path).map_err(|e| err(e.to_string()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| err(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(err(
+            "it holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
+        ));
+    }
+    Ok(certs)
+}
+
+/// The proxy (password hidden) a request to `url` goes through, for messages.
+pub fn proxy_for(url: &Url) -> Option<String> {
+    PLAN.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .and_then(|p| p.for_target(url))
+}
+
+/// What a proxy said when it would not open a tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyRefusal {
+    /// 407: it wants credentials (none or wrong ones were sent). Not transient.
+    AuthRequired,
+    /// Another non-200 answer to CONNECT (a 403 policy block, a 502 upstream).
+    Refused,
+}
+
+/// Whether `err` is a proxy refusing the CONNECT (hyper-util does not export
+/// its tunnel error type, so this reads its message).
+pub fn proxy_refusal(err: &(dyn StdError + 'static)) -> Option<ProxyRefusal> {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        let text = e.to_string();
+        if text.contains("proxy authorization required") {
+            return Some(ProxyRefusal::AuthRequired);
+        }
+        if text.contains("tunnel error: unsuccessful") {
+            return Some(ProxyRefusal::Refused);
+        }
+        cur = e.source();
+    }
+    None
+}
+
+/// What to do about a certificate the client refused (shared by the sign-in
+/// and API errors).
+pub const CA_ADVICE: &str = "If a TLS-inspecting proxy or a private CA sits in between, add its CA \
+certificate with `--ca-bundle PATH` or `SSL_CERT_FILE=PATH` (a PEM bundle)";
 
 /// Whether `url`'s host is loopback (127.0.0.0/8, `localhost`, `[::1]`).
 pub fn is_loopback(url: &Url) -> bool {
@@ -150,14 +256,7 @@ pub fn parse_base_url(what: &str, s: &str) -> Result<Url, UsageError> {
 
 /// A URL with any password replaced, for messages (proxy URLs carry credentials).
 pub fn redact_url(s: &str) -> String {
-    match Url::parse(s) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
-        Err(_) => "<unparseable URL>".to_string(),
-    }
+    proxy::redact(s)
 }
 
 #[cfg(test)]

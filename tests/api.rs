@@ -343,10 +343,9 @@ async fn an_untrusted_certificate_is_not_retried_and_says_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, sb.ca_pem().unwrap()).unwrap();
-    let http = defender_ingest::net::client(&defender_ingest::net::HttpOptions {
-        ca_bundles: vec![ca],
-        ..Default::default()
-    })
+    let http = defender_ingest::net::client(
+        &defender_ingest::net::HttpOptions::default().with_ca_bundle(ca),
+    )
     .unwrap();
     let token = {
         let resp = http

@@ -392,15 +392,21 @@ impl DefenderClient {
                 detail: reason,
             }),
             Transport::Transient(detail) => {
-                let lower = detail.to_ascii_lowercase();
-                if (lower.contains("tunnel") || lower.contains("proxy"))
-                    && let Some(proxy) = transport::env_proxy(url.scheme())
-                {
-                    return Outcome::Fail(ApiError::Proxy {
-                        endpoint,
-                        proxy,
-                        detail,
-                    });
+                if let Some(refusal) = crate::net::proxy_refusal(e) {
+                    let proxy = crate::net::proxy_for(url).unwrap_or_else(|| "in use".into());
+                    if refusal == crate::net::ProxyRefusal::AuthRequired {
+                        return Outcome::Fail(ApiError::Proxy {
+                            endpoint,
+                            proxy,
+                            detail: "407 Proxy Authentication Required: give its credentials \
+                                     as http://USER:PASSWORD@HOST:PORT"
+                                .into(),
+                        });
+                    }
+                    return Outcome::Retry {
+                        detail: format!("the proxy {proxy} would not connect us: {detail}"),
+                        retry_after: None,
+                    };
                 }
                 Outcome::Retry {
                     detail,

@@ -12,7 +12,7 @@ mod endpoint;
 pub mod odata;
 pub mod page;
 pub mod retry;
-mod transport;
+pub(crate) mod transport;
 
 pub use budget::Budget;
 pub use client::{DefenderClient, Limits};
@@ -28,7 +28,7 @@ pub const MAX_TOP: u32 = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("{0}")]
+    #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
     #[error(
         "the API refused {endpoint} (403 Forbidden): the app registration lacks the `{permission}` application/delegated permission, \
@@ -60,9 +60,8 @@ pub enum ApiError {
     )]
     NotFound { endpoint: Endpoint, url: String },
     #[error(
-        "cannot establish a trusted TLS connection to {host}: {detail}. \
-         If a TLS-inspecting proxy or a private CA sits in between, add its CA certificate with \
-         `--ca-bundle PATH` or `SSL_CERT_FILE=PATH` (a PEM bundle)"
+        "cannot establish a trusted TLS connection to {host}: {detail}. {}",
+        crate::net::CA_ADVICE
     )]
     Tls { host: String, detail: String },
     #[error(

@@ -71,14 +71,17 @@ pub fn certificate_problem(err: &(dyn StdError + 'static)) -> Option<String> {
         if let Some(r) = e.downcast_ref::<rustls::Error>() {
             return rustls_reason(r);
         }
-        // io::Error::source() skips the error it wraps (and TLS stacks nest
-        // io::Errors two deep); look inside explicitly.
-        let mut io = e.downcast_ref::<std::io::Error>();
-        while let Some(inner) = io.and_then(std::io::Error::get_ref) {
+        // io::Error::source() skips the error it wraps, and hyper-util wraps
+        // tokio-rustls's io::Error in another one: look inside explicitly.
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+        {
+            let inner: &(dyn StdError + 'static) = inner;
             if let Some(r) = inner.downcast_ref::<rustls::Error>() {
                 return rustls_reason(r);
             }
-            io = inner.downcast_ref::<std::io::Error>();
+            cur = Some(inner);
+            continue;
         }
         cur = e.source();
     }
@@ -116,20 +119,6 @@ fn rustls_reason(e: &rustls::Error) -> Option<String> {
     )
 }
 
-/// The proxy the environment would use for `scheme`, redacted, for messages.
-pub fn env_proxy(scheme: &str) -> Option<String> {
-    let names: &[&str] = if scheme == "https" {
-        &["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
-    } else {
-        &["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
-    };
-    names
-        .iter()
-        .filter_map(|n| std::env::var(n).ok())
-        .find(|v| !v.trim().is_empty())
-        .map(|v| crate::net::redact_url(&v))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,7 +134,7 @@ mod tests {
             rustls::CertificateError::Expired,
         ));
         assert!(certificate_problem(&e).unwrap().contains("expired"));
-        // Nested two deep, as tokio-rustls under reqwest delivers it.
+        // As hyper-util hands it over: an io::Error around tokio-rustls's io::Error.
         let e = std::io::Error::other(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName),

@@ -62,6 +62,19 @@ pub enum AuthError {
     Timeout { what: &'static str, secs: u64 },
     #[error("the sign-in service stayed unavailable: {0}; try again later")]
     Unavailable(String),
+    /// The sign-in host's certificate was refused (never retried).
+    #[error(
+        "cannot establish a trusted TLS connection to the sign-in service {host}: {detail}. {}",
+        crate::net::CA_ADVICE
+    )]
+    Tls { host: String, detail: String },
+    /// The proxy wants credentials (407; never retried).
+    #[error(
+        "the proxy {proxy} refused to connect us to the sign-in service {host}: \
+         407 Proxy Authentication Required. Give its credentials as \
+         http://USER:PASSWORD@HOST:PORT in `--proxy` or HTTPS_PROXY"
+    )]
+    Proxy { host: String, proxy: String },
     #[error("the sign-in service answered in a way this tool does not understand: {0}")]
     Protocol(String),
     #[error("cannot listen for the browser's redirect on 127.0.0.1:{port}: {source}")]
@@ -90,7 +103,9 @@ impl AuthError {
                     Exit::NotAuthorized
                 }
             }
-            AuthError::Unavailable(_) => Exit::Unavailable,
+            AuthError::Unavailable(_) | AuthError::Tls { .. } | AuthError::Proxy { .. } => {
+                Exit::Unavailable
+            }
             AuthError::Protocol(_) | AuthError::Listener { .. } => Exit::Error,
             AuthError::Secrets(e) => e.exit(),
         }

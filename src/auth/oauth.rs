@@ -162,6 +162,12 @@ pub enum HttpFailure {
     Status { host: String, status: u16 },
     #[error("malformed request: {0}")]
     Request(String),
+    /// The server's certificate was refused; never retried.
+    #[error("cannot establish a trusted TLS connection to {host}: {reason}")]
+    Certificate { host: String, reason: String },
+    /// The proxy wants credentials (407); never retried.
+    #[error("the proxy {proxy} refused to connect us to {host}: 407 Proxy Authentication Required")]
+    ProxyAuth { host: String, proxy: String },
 }
 
 /// Our reqwest client as the `oauth2` crate's HTTP client, with retries.
@@ -228,6 +234,18 @@ impl SignInHttp {
                         .map(|s| Duration::from_secs(s.min(30)))
                 }
                 Err(e) => {
+                    // Only a person can fix these: fail at once, saying what to do.
+                    if let Some(reason) = crate::api::transport::certificate_problem(&e) {
+                        return Err(HttpFailure::Certificate { host, reason });
+                    }
+                    if crate::net::proxy_refusal(&e) == Some(crate::net::ProxyRefusal::AuthRequired)
+                    {
+                        let proxy = Url::parse(&parts.uri.to_string())
+                            .ok()
+                            .and_then(|u| crate::net::proxy_for(&u))
+                            .unwrap_or_else(|| "in use".into());
+                        return Err(HttpFailure::ProxyAuth { host, proxy });
+                    }
                     if attempt >= self.attempts {
                         return Err(HttpFailure::Network {
                             host,
@@ -293,6 +311,13 @@ where
     match e {
         RequestTokenError::ServerResponse(body) => explain(&body.into(), situation),
         RequestTokenError::Request(HttpFailure::Request(detail)) => AuthError::Other(detail),
+        RequestTokenError::Request(HttpFailure::Certificate { host, reason }) => AuthError::Tls {
+            host,
+            detail: reason,
+        },
+        RequestTokenError::Request(HttpFailure::ProxyAuth { host, proxy }) => {
+            AuthError::Proxy { host, proxy }
+        }
         RequestTokenError::Request(failure) => AuthError::Unavailable(failure.to_string()),
         RequestTokenError::Parse(err, _) => AuthError::Protocol(format!(
             "unreadable response from the token endpoint ({})",

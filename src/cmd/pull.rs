@@ -71,8 +71,9 @@ pub async fn run(ctx: &Context, args: &PullArgs) -> anyhow::Result<Exit> {
         return Ok(disabled(ctx));
     }
 
+    let api_base = net::parse_base_url("the profile's api_url", &profile.connection.api_url)?;
+    net::parse_base_url("the profile's login_url", &profile.connection.login_url)?;
     let http = net::client(&ctx.http)?;
-    let api_base = net::parse_base_url("the profile's API URL", &profile.connection.api_url)?;
     let session = Session::for_profile(&profile, ctx.secrets.clone(), http.clone()).await?;
     let client = DefenderClient::new(
         http,

@@ -16,6 +16,7 @@ const DEADLINE: std::time::Duration = std::time::Duration::from_secs(180);
 pub async fn run(ctx: &Context, args: &TestArgs) -> anyhow::Result<Exit> {
     let profile = ctx.store.load_existing(&ctx.profile)?;
     let api_base = net::parse_base_url("the profile's api_url", &profile.connection.api_url)?;
+    net::parse_base_url("the profile's login_url", &profile.connection.login_url)?;
     let http = net::client(&ctx.http)?;
     let progress = Progress::spinner(ctx.verbosity, "signing in");
     let report = match Session::for_profile(&profile, ctx.secrets.clone(), http.clone()).await {

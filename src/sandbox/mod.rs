@@ -26,6 +26,7 @@ use tokio::sync::watch;
 
 pub use data::Tenant;
 pub use faults::Faults;
+pub use tls::LeafCertificate;
 
 /// How a sandbox tenant is set up.
 #[derive(Debug, Clone)]
@@ -47,6 +48,12 @@ pub struct SandboxConfig {
     pub clock_offset: chrono::Duration,
     /// Serve HTTPS with a CA generated at start.
     pub tls: bool,
+    /// With `tls`: the name the sandbox calls itself (its URL and the extra
+    /// name in its certificate), e.g. `defender.proxy.test`, which only a test's
+    /// proxy resolves. It still listens on 127.0.0.1.
+    pub hostname: Option<String>,
+    /// With `tls`: a valid leaf, or an expired / wrong-name one for error tests.
+    pub certificate: LeafCertificate,
     /// Port on 127.0.0.1; `None` picks a free one.
     pub port: Option<u16>,
     /// Run [`Tenant::tick`] this often in the background.
@@ -71,6 +78,8 @@ impl Default for SandboxConfig {
             seed: 1,
             clock_offset: chrono::Duration::zero(),
             tls: false,
+            hostname: None,
+            certificate: LeafCertificate::Valid,
             port: None,
             evolve_every: None,
             access_token_lifetime: Duration::from_secs(3600),
@@ -147,12 +156,15 @@ impl Sandbox {
         let port = std_listener.local_addr()?.port();
         let listener = tokio::net::TcpListener::from_std(std_listener)?;
         let tls = if cfg.tls {
-            Some(tls::generate()?)
+            Some(tls::generate(&cfg)?)
         } else {
             None
         };
         let base_url = match tls {
-            Some(_) => format!("https://localhost:{port}"),
+            Some(_) => format!(
+                "https://{}:{port}",
+                cfg.hostname.as_deref().unwrap_or("localhost")
+            ),
             None => format!("http://127.0.0.1:{port}"),
         };
         let tenant = Tenant::generate(&cfg);
@@ -237,7 +249,8 @@ impl Sandbox {
         Ok(sb)
     }
 
-    /// `http://127.0.0.1:PORT` or `https://localhost:PORT`: both the login and the API base.
+    /// `http://127.0.0.1:PORT` or `https://localhost:PORT` (or `https://{hostname}:PORT`):
+    /// both the login and the API base.
     pub fn url(&self) -> String {
         self.shared.base_url.clone()
     }

@@ -114,3 +114,4 @@ pub fn unique_key(tag: &str) -> String {
 }
 
 pub mod connected;
+pub mod proxy;
