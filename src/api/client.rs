@@ -41,6 +41,14 @@ impl Limits {
         self.max_attempts = retries.saturating_add(1);
         self
     }
+
+    /// The same limits with `n` calls per minute and an hourly budget of 15
+    /// minutes' worth (never below Microsoft's 1,500).
+    pub fn with_calls_per_minute(mut self, n: u32) -> Limits {
+        self.per_minute = n.max(1);
+        self.per_hour = n.saturating_mul(15).max(1500);
+        self
+    }
 }
 
 impl Default for Limits {
