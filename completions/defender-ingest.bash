@@ -89,7 +89,7 @@ _defender__ingest() {
 
     case "${cmd}" in
         defender__ingest)
-            opts="-p -v -q -h -V --profile --state-dir --verbose --quiet --ca-bundle --proxy --connect-timeout --request-timeout --max-retries --help --version authorize test enable disable status pull logout sandbox demo generate help"
+            opts="-p -v -q -h -V --profile --state-dir --verbose --quiet --ca-bundle --proxy --connect-timeout --request-timeout --max-retries --calls-per-minute --help --version authorize test enable disable status pull logout sandbox demo generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -127,6 +127,10 @@ _defender__ingest() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --calls-per-minute)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -135,7 +139,7 @@ _defender__ingest() {
             return 0
             ;;
         defender__subcmd__ingest__subcmd__authorize)
-            opts="-p -v -q -h -V --tenant --client-id --flow --cloud --login-url --api-url --no-browser --client-secret-stdin --port --timeout --profile --state-dir --verbose --quiet --ca-bundle --proxy --connect-timeout --request-timeout --max-retries --help --version"
+            opts="-p -v -q -h -V --tenant --client-id --flow --cloud --login-url --api-url --no-browser --client-secret-stdin --port --timeout --profile --state-dir --verbose --quiet --ca-bundle --proxy --connect-timeout --request-timeout --max-retries --calls-per-minute --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -205,6 +209,10 @@ _defender__ingest() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --calls-per-minute)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -213,7 +221,7 @@ _defender__ingest() {
             return 0
             ;;
         defender__subcmd__ingest__subcmd__demo)
-            opts="-p -v -q -h -V --alerts --profile --state-dir --verbose --quiet --ca-bundle --proxy --connect-timeout --request-timeout --max-retries --help --version"
+            opts="-p -v -q -h -V --alerts --profile --state-dir --verbose --quiet --ca-bundle --proxy --connect-timeout --request-timeout --max-retries --calls-per-minute --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -255,6 +263,10 @@ _defender__ingest() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --calls-per-minute)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -263,7 +275,7 @@ _defender__ingest() {
             return 0
             ;;
         defender__subcmd__ingest__subcmd__disable)
-            opts="-p -v -q -h -V --profile --state-dir --verbose --quiet --ca-bundle --proxy --connect-timeout --request-timeout --max-retries --help --version"
+            opts="-p -v -q -h -V --profile --state-dir --verbose --quiet --ca-bundle --proxy --connect-timeout --request-timeout --max-retries --calls-per-minute --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -298,6 +310,10 @@ _defender__ingest() {
                     return 0
                     ;;
                 --max-retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --calls-per-minute)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -309,7 +325,7 @@ _defender__ingest() {
             return 0
             ;;
         defender__subcmd__ingest__subcmd__enable)
-            opts="-p -v -q -h -V --profile --state-dir --verbose --quiet --ca-bundle --proxy --connect-timeout --request-timeout --max-retries --help --version"
+            opts="-p -v -q -h -V --profile --state-dir --verbose --quiet --ca-bundle --proxy --connect-timeout --request-timeout --max-retries --calls-per-minute --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -344,6 +360,10 @@ _defender__ingest() {
                     return 0
                     ;;
                 --max-retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --calls-per-minute)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -355,7 +375,7 @@ _defender__ingest() {
             return 0
             ;;
         defender__subcmd__ingest__subcmd__generate)
-            opts="-p -v -q -h -V --profile --state-dir --verbose --quiet --ca-bundle --proxy --connect-timeout --request-timeout --max-retries --help --version"
+            opts="-p -v -q -h -V --profile --state-dir --verbose --quiet --ca-bundle --proxy --connect-timeout --request-timeout --max-retries --calls-per-minute --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -390,6 +410,10 @@ _defender__ingest() {
                     return 0
                     ;;
                 --max-retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --calls-per-minute)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -569,7 +593,7 @@ _defender__ingest() {
             return 0
             ;;
         defender__subcmd__ingest__subcmd__logout)
-            opts="-p -v -q -h -V --profile --state-dir --verbose --quiet --ca-bundle --proxy --connect-timeout --request-timeout --max-retries --help --version"
+            opts="-p -v -q -h -V --profile --state-dir --verbose --quiet --ca-bundle --proxy --connect-timeout --request-timeout --max-retries --calls-per-minute --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -607,6 +631,10 @@ _defender__ingest() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --calls-per-minute)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -615,7 +643,7 @@ _defender__ingest() {
             return 0
             ;;
         defender__subcmd__ingest__subcmd__pull)
-            opts="-p -v -q -h -V --output --since --lookback --investigation-window --deadline --profile --state-dir --verbose --quiet --ca-bundle --proxy --connect-timeout --request-timeout --max-retries --help --version"
+            opts="-p -v -q -h -V --output --since --lookback --investigation-window --deadline --profile --state-dir --verbose --quiet --ca-bundle --proxy --connect-timeout --request-timeout --max-retries --calls-per-minute --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -673,6 +701,10 @@ _defender__ingest() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --calls-per-minute)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -681,7 +713,7 @@ _defender__ingest() {
             return 0
             ;;
         defender__subcmd__ingest__subcmd__sandbox)
-            opts="-p -v -q -h -V --port --alerts --seed --tls-ca-out --profile --state-dir --verbose --quiet --ca-bundle --proxy --connect-timeout --request-timeout --max-retries --help --version"
+            opts="-p -v -q -h -V --port --alerts --seed --tls-ca-out --profile --state-dir --verbose --quiet --ca-bundle --proxy --connect-timeout --request-timeout --max-retries --calls-per-minute --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -735,6 +767,10 @@ _defender__ingest() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --calls-per-minute)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -743,7 +779,7 @@ _defender__ingest() {
             return 0
             ;;
         defender__subcmd__ingest__subcmd__status)
-            opts="-p -v -q -h -V --json --profile --state-dir --verbose --quiet --ca-bundle --proxy --connect-timeout --request-timeout --max-retries --help --version"
+            opts="-p -v -q -h -V --json --profile --state-dir --verbose --quiet --ca-bundle --proxy --connect-timeout --request-timeout --max-retries --calls-per-minute --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -778,6 +814,10 @@ _defender__ingest() {
                     return 0
                     ;;
                 --max-retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --calls-per-minute)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -789,7 +829,7 @@ _defender__ingest() {
             return 0
             ;;
         defender__subcmd__ingest__subcmd__test)
-            opts="-p -v -q -h -V --json --profile --state-dir --verbose --quiet --ca-bundle --proxy --connect-timeout --request-timeout --max-retries --help --version"
+            opts="-p -v -q -h -V --json --profile --state-dir --verbose --quiet --ca-bundle --proxy --connect-timeout --request-timeout --max-retries --calls-per-minute --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -824,6 +864,10 @@ _defender__ingest() {
                     return 0
                     ;;
                 --max-retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --calls-per-minute)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_defender_ingest_global_optspecs
-    string join \n p/profile= state-dir= v/verbose q/quiet ca-bundle= proxy= connect-timeout= request-timeout= max-retries= h/help V/version
+    string join \n p/profile= state-dir= v/verbose q/quiet ca-bundle= proxy= connect-timeout= request-timeout= max-retries= calls-per-minute= h/help V/version
 end
 
 function __fish_defender_ingest_needs_command
@@ -31,6 +31,7 @@ complete -c defender-ingest -n "__fish_defender_ingest_needs_command" -l proxy -
 complete -c defender-ingest -n "__fish_defender_ingest_needs_command" -l connect-timeout -d 'Seconds to wait for a connection (TCP, the proxy\'s CONNECT, TLS)' -r
 complete -c defender-ingest -n "__fish_defender_ingest_needs_command" -l request-timeout -d 'Seconds one HTTP request may take, body included; a request that takes longer counts as failed and is retried' -r
 complete -c defender-ingest -n "__fish_defender_ingest_needs_command" -l max-retries -d 'How often to retry an API request that failed in a way that may pass (429, 5xx, reset, cut-off body, timeout), with exponential backoff' -r
+complete -c defender-ingest -n "__fish_defender_ingest_needs_command" -l calls-per-minute -d 'API calls per minute this tool allows itself (and 15× that per hour, at least 1,500). Microsoft allows 100/min and 1,500/h per app and tenant: raise it only if Microsoft raised your limits, or against the sandbox (the benchmark does)' -r
 complete -c defender-ingest -n "__fish_defender_ingest_needs_command" -s v -l verbose -d 'More logging on stderr (-v: info, -vv: debug, -vvv: trace)'
 complete -c defender-ingest -n "__fish_defender_ingest_needs_command" -s q -l quiet -d 'Less logging on stderr: errors only'
 complete -c defender-ingest -n "__fish_defender_ingest_needs_command" -s h -l help -d 'Print help'
@@ -66,6 +67,7 @@ complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand authoriz
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand authorize" -l connect-timeout -d 'Seconds to wait for a connection (TCP, the proxy\'s CONNECT, TLS)' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand authorize" -l request-timeout -d 'Seconds one HTTP request may take, body included; a request that takes longer counts as failed and is retried' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand authorize" -l max-retries -d 'How often to retry an API request that failed in a way that may pass (429, 5xx, reset, cut-off body, timeout), with exponential backoff' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand authorize" -l calls-per-minute -d 'API calls per minute this tool allows itself (and 15× that per hour, at least 1,500). Microsoft allows 100/min and 1,500/h per app and tenant: raise it only if Microsoft raised your limits, or against the sandbox (the benchmark does)' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand authorize" -l no-browser -d 'Do not launch a browser; print the sign-in URL on stderr and wait'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand authorize" -l client-secret-stdin -d 'With --flow client-secret: read the client secret from stdin'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand authorize" -s v -l verbose -d 'More logging on stderr (-v: info, -vv: debug, -vvv: trace)'
@@ -79,6 +81,7 @@ complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand test" -l
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand test" -l connect-timeout -d 'Seconds to wait for a connection (TCP, the proxy\'s CONNECT, TLS)' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand test" -l request-timeout -d 'Seconds one HTTP request may take, body included; a request that takes longer counts as failed and is retried' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand test" -l max-retries -d 'How often to retry an API request that failed in a way that may pass (429, 5xx, reset, cut-off body, timeout), with exponential backoff' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand test" -l calls-per-minute -d 'API calls per minute this tool allows itself (and 15× that per hour, at least 1,500). Microsoft allows 100/min and 1,500/h per app and tenant: raise it only if Microsoft raised your limits, or against the sandbox (the benchmark does)' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand test" -l json -d 'Print one JSON object on stdout instead of a table on stderr'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand test" -s v -l verbose -d 'More logging on stderr (-v: info, -vv: debug, -vvv: trace)'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand test" -s q -l quiet -d 'Less logging on stderr: errors only'
@@ -91,6 +94,7 @@ complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand enable" 
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand enable" -l connect-timeout -d 'Seconds to wait for a connection (TCP, the proxy\'s CONNECT, TLS)' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand enable" -l request-timeout -d 'Seconds one HTTP request may take, body included; a request that takes longer counts as failed and is retried' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand enable" -l max-retries -d 'How often to retry an API request that failed in a way that may pass (429, 5xx, reset, cut-off body, timeout), with exponential backoff' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand enable" -l calls-per-minute -d 'API calls per minute this tool allows itself (and 15× that per hour, at least 1,500). Microsoft allows 100/min and 1,500/h per app and tenant: raise it only if Microsoft raised your limits, or against the sandbox (the benchmark does)' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand enable" -s v -l verbose -d 'More logging on stderr (-v: info, -vv: debug, -vvv: trace)'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand enable" -s q -l quiet -d 'Less logging on stderr: errors only'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand enable" -s h -l help -d 'Print help'
@@ -102,6 +106,7 @@ complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand disable"
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand disable" -l connect-timeout -d 'Seconds to wait for a connection (TCP, the proxy\'s CONNECT, TLS)' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand disable" -l request-timeout -d 'Seconds one HTTP request may take, body included; a request that takes longer counts as failed and is retried' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand disable" -l max-retries -d 'How often to retry an API request that failed in a way that may pass (429, 5xx, reset, cut-off body, timeout), with exponential backoff' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand disable" -l calls-per-minute -d 'API calls per minute this tool allows itself (and 15× that per hour, at least 1,500). Microsoft allows 100/min and 1,500/h per app and tenant: raise it only if Microsoft raised your limits, or against the sandbox (the benchmark does)' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand disable" -s v -l verbose -d 'More logging on stderr (-v: info, -vv: debug, -vvv: trace)'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand disable" -s q -l quiet -d 'Less logging on stderr: errors only'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand disable" -s h -l help -d 'Print help'
@@ -113,6 +118,7 @@ complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand status" 
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand status" -l connect-timeout -d 'Seconds to wait for a connection (TCP, the proxy\'s CONNECT, TLS)' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand status" -l request-timeout -d 'Seconds one HTTP request may take, body included; a request that takes longer counts as failed and is retried' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand status" -l max-retries -d 'How often to retry an API request that failed in a way that may pass (429, 5xx, reset, cut-off body, timeout), with exponential backoff' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand status" -l calls-per-minute -d 'API calls per minute this tool allows itself (and 15× that per hour, at least 1,500). Microsoft allows 100/min and 1,500/h per app and tenant: raise it only if Microsoft raised your limits, or against the sandbox (the benchmark does)' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand status" -l json -d 'Print one JSON object on stdout'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand status" -s v -l verbose -d 'More logging on stderr (-v: info, -vv: debug, -vvv: trace)'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand status" -s q -l quiet -d 'Less logging on stderr: errors only'
@@ -130,6 +136,7 @@ complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand pull" -l
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand pull" -l connect-timeout -d 'Seconds to wait for a connection (TCP, the proxy\'s CONNECT, TLS)' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand pull" -l request-timeout -d 'Seconds one HTTP request may take, body included; a request that takes longer counts as failed and is retried' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand pull" -l max-retries -d 'How often to retry an API request that failed in a way that may pass (429, 5xx, reset, cut-off body, timeout), with exponential backoff' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand pull" -l calls-per-minute -d 'API calls per minute this tool allows itself (and 15× that per hour, at least 1,500). Microsoft allows 100/min and 1,500/h per app and tenant: raise it only if Microsoft raised your limits, or against the sandbox (the benchmark does)' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand pull" -s v -l verbose -d 'More logging on stderr (-v: info, -vv: debug, -vvv: trace)'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand pull" -s q -l quiet -d 'Less logging on stderr: errors only'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand pull" -s h -l help -d 'Print help'
@@ -141,6 +148,7 @@ complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand logout" 
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand logout" -l connect-timeout -d 'Seconds to wait for a connection (TCP, the proxy\'s CONNECT, TLS)' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand logout" -l request-timeout -d 'Seconds one HTTP request may take, body included; a request that takes longer counts as failed and is retried' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand logout" -l max-retries -d 'How often to retry an API request that failed in a way that may pass (429, 5xx, reset, cut-off body, timeout), with exponential backoff' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand logout" -l calls-per-minute -d 'API calls per minute this tool allows itself (and 15× that per hour, at least 1,500). Microsoft allows 100/min and 1,500/h per app and tenant: raise it only if Microsoft raised your limits, or against the sandbox (the benchmark does)' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand logout" -s v -l verbose -d 'More logging on stderr (-v: info, -vv: debug, -vvv: trace)'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand logout" -s q -l quiet -d 'Less logging on stderr: errors only'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand logout" -s h -l help -d 'Print help'
@@ -156,6 +164,7 @@ complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand sandbox"
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand sandbox" -l connect-timeout -d 'Seconds to wait for a connection (TCP, the proxy\'s CONNECT, TLS)' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand sandbox" -l request-timeout -d 'Seconds one HTTP request may take, body included; a request that takes longer counts as failed and is retried' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand sandbox" -l max-retries -d 'How often to retry an API request that failed in a way that may pass (429, 5xx, reset, cut-off body, timeout), with exponential backoff' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand sandbox" -l calls-per-minute -d 'API calls per minute this tool allows itself (and 15× that per hour, at least 1,500). Microsoft allows 100/min and 1,500/h per app and tenant: raise it only if Microsoft raised your limits, or against the sandbox (the benchmark does)' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand sandbox" -s v -l verbose -d 'More logging on stderr (-v: info, -vv: debug, -vvv: trace)'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand sandbox" -s q -l quiet -d 'Less logging on stderr: errors only'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand sandbox" -s h -l help -d 'Print help'
@@ -168,6 +177,7 @@ complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand demo" -l
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand demo" -l connect-timeout -d 'Seconds to wait for a connection (TCP, the proxy\'s CONNECT, TLS)' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand demo" -l request-timeout -d 'Seconds one HTTP request may take, body included; a request that takes longer counts as failed and is retried' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand demo" -l max-retries -d 'How often to retry an API request that failed in a way that may pass (429, 5xx, reset, cut-off body, timeout), with exponential backoff' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand demo" -l calls-per-minute -d 'API calls per minute this tool allows itself (and 15× that per hour, at least 1,500). Microsoft allows 100/min and 1,500/h per app and tenant: raise it only if Microsoft raised your limits, or against the sandbox (the benchmark does)' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand demo" -s v -l verbose -d 'More logging on stderr (-v: info, -vv: debug, -vvv: trace)'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand demo" -s q -l quiet -d 'Less logging on stderr: errors only'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand demo" -s h -l help -d 'Print help'
@@ -179,6 +189,7 @@ complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand generate
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand generate" -l connect-timeout -d 'Seconds to wait for a connection (TCP, the proxy\'s CONNECT, TLS)' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand generate" -l request-timeout -d 'Seconds one HTTP request may take, body included; a request that takes longer counts as failed and is retried' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand generate" -l max-retries -d 'How often to retry an API request that failed in a way that may pass (429, 5xx, reset, cut-off body, timeout), with exponential backoff' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand generate" -l calls-per-minute -d 'API calls per minute this tool allows itself (and 15× that per hour, at least 1,500). Microsoft allows 100/min and 1,500/h per app and tenant: raise it only if Microsoft raised your limits, or against the sandbox (the benchmark does)' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand generate" -s v -l verbose -d 'More logging on stderr (-v: info, -vv: debug, -vvv: trace)'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand generate" -s q -l quiet -d 'Less logging on stderr: errors only'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand generate" -s h -l help -d 'Print help'

@@ -112,6 +112,20 @@ pub struct NetArgs {
         help_heading = "Network"
     )]
     pub max_retries: u32,
+
+    /// API calls per minute this tool allows itself (and 15× that per hour,
+    /// at least 1,500). Microsoft allows 100/min and 1,500/h per app and tenant:
+    /// raise it only if Microsoft raised your limits, or against the sandbox
+    /// (the benchmark does).
+    #[arg(
+        long,
+        global = true,
+        value_name = "N",
+        default_value_t = 100,
+        value_parser = clap::value_parser!(u32).range(1..),
+        help_heading = "Network"
+    )]
+    pub calls_per_minute: u32,
 }
 
 #[derive(Debug, Subcommand)]

@@ -69,6 +69,8 @@ pub struct HttpOptions {
     pub request_timeout: Duration,
     /// Retries after the first attempt of an API request.
     pub max_retries: u32,
+    /// The client's own call budget per minute (Microsoft's limit: 100).
+    pub calls_per_minute: u32,
 }
 
 impl Default for HttpOptions {
@@ -79,6 +81,7 @@ impl Default for HttpOptions {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(120),
             max_retries: 5,
+            calls_per_minute: 100,
         }
     }
 }
@@ -104,6 +107,7 @@ impl HttpOptions {
             connect_timeout: Duration::from_secs(args.connect_timeout.max(1)),
             request_timeout: Duration::from_secs(args.request_timeout.max(1)),
             max_retries: args.max_retries,
+            calls_per_minute: args.calls_per_minute.max(1),
         }
     }
 

@@ -7,6 +7,7 @@ mod common;
 mod api;
 mod authorize;
 mod completions;
+mod faults;
 mod keyring;
 mod proxy;
 mod pull;

@@ -16,6 +16,10 @@ use super::transport::{self, Transport};
 use super::{ApiError, Budget, Endpoint, Page, PageRequest, odata, retry};
 use crate::auth::{AuthError, Session};
 
+/// The most a declared Content-Length makes us reserve up front (a lying
+/// server cannot make us allocate more than this before sending it).
+const MAX_PREALLOC: u64 = 256 << 20;
+
 /// Microsoft's limits and how patient to be with failures.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -39,6 +43,14 @@ impl Limits {
     /// The same limits with `retries` retries after the first attempt.
     pub fn with_retries(mut self, retries: u32) -> Limits {
         self.max_attempts = retries.saturating_add(1);
+        self
+    }
+
+    /// The same limits with `n` calls per minute and an hourly budget of 15
+    /// minutes' worth (never below Microsoft's 1,500).
+    pub fn with_calls_per_minute(mut self, n: u32) -> Limits {
+        self.per_minute = n.max(1);
+        self.per_hour = n.saturating_mul(15).max(1500);
         self
     }
 }
@@ -357,10 +369,17 @@ impl DefenderClient {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok())
         };
-        let body = match resp.bytes().await {
-            Ok(b) => b,
-            Err(e) => return self.transport_failure(endpoint, url, &e),
-        };
+        // Read the body chunk by chunk into one buffer sized from Content-Length:
+        // `bytes()` would hold every chunk and then a contiguous copy (twice the page).
+        let mut resp = resp;
+        let mut body = Vec::with_capacity(declared.unwrap_or(1 << 16).min(MAX_PREALLOC) as usize);
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) => break,
+                Err(e) => return self.transport_failure(endpoint, url, &e),
+            }
+        }
         if let Some(len) = declared
             && len != body.len() as u64
         {

@@ -79,7 +79,9 @@ pub async fn run(ctx: &Context, args: &PullArgs) -> anyhow::Result<Exit> {
         http,
         api_base,
         Arc::new(session),
-        Limits::default().with_retries(ctx.http.max_retries),
+        Limits::default()
+            .with_retries(ctx.http.max_retries)
+            .with_calls_per_minute(ctx.http.calls_per_minute),
     );
     if let Some(d) = plan.opts.deadline {
         client.set_deadline(d);

@@ -179,6 +179,13 @@ pub async fn pull_endpoint<S: PageSource>(
             next_link: page.next_link,
             signature,
         });
+        // Memory only: a backfill would otherwise remember every record it
+        // wrote until the end. Forget now what the final `forget_before` below
+        // would forget anyway and this walk cannot be served again (older than
+        // its `ge` bound), so what is written does not change.
+        if let (Some(w), Some(n), Some(from)) = (window, newest, walk.keyset_from()) {
+            seen.forget_before((n - w).min(from).max(floor));
+        }
     }
     if let (Some(w), Some(n)) = (window, newest) {
         seen.forget_before((n - w).max(floor));

@@ -92,6 +92,15 @@ impl Walk {
         self.next.as_ref()
     }
 
+    /// The time a keyset walk's queries start from (`ge`); it only grows, so a
+    /// record older than it is not served again in this walk.
+    pub fn keyset_from(&self) -> Option<Timestamp> {
+        match &self.mode {
+            Mode::Keyset { from, .. } => Some(*from),
+            Mode::Skip { .. } => None,
+        }
+    }
+
     /// A page size cap learned in this walk.
     pub fn learned_cap(&self) -> Option<u32> {
         self.learned

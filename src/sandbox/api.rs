@@ -17,6 +17,7 @@ use hyper::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Request, Response, StatusCode};
 use serde_json::Value;
 
+use super::alert_json::AlertWriter;
 use super::faults::Injected;
 use super::http::{self, Body, ConnCtl};
 use super::odata::{self, Comparison, FieldValue, OrderBy};
@@ -248,13 +249,21 @@ fn matches_all(filter: &[Comparison], field: impl Fn(&str) -> FieldValue<'static
         .all(|c| odata::matches(&field(&c.field), c.op, &c.value))
 }
 
-/// Render the page: `(body, more records after it)`.
+/// Render the page: `(body, more records after it)`. Alerts are chosen under
+/// the tenant lock and written after it is released.
 fn page(shared: &Shared, kind: Kind, q: &Query, take: u64) -> (Vec<u8>, bool) {
     let tenant = &shared.tenant;
     let now = tenant.now_ticks();
     let s = tenant.lock();
     let mut out = Vec::with_capacity(1 << 16);
-    let (records, more): (Vec<Value>, bool) = match kind {
+    out.extend_from_slice(b"{\"@odata.context\":");
+    serde_json::to_writer(
+        &mut out,
+        &format!("{}/api/$metadata#{}", shared.base_url, kind.context()),
+    )
+    .ok();
+    out.extend_from_slice(b",\"value\":[");
+    let more = match kind {
         Kind::Alerts => {
             let own = |a: &super::data::AlertRec, f: &str| -> FieldValue<'static> {
                 match render::alert_field(&s, a, f) {
@@ -278,13 +287,17 @@ fn page(shared: &Shared, kind: Kind, q: &Query, take: u64) -> (Vec<u8>, bool) {
                 |a| super::data::mix(s.seed ^ 0xC0FFEE ^ u64::from(a.n)),
                 take,
             );
-            (
-                chosen
-                    .into_iter()
-                    .map(|a| render::alert(&s, a, q.expand))
-                    .collect(),
-                more,
-            )
+            let chosen: Vec<super::data::AlertRec> = chosen.into_iter().copied().collect();
+            let writer = AlertWriter::new(s.seed, &s.tenant_id);
+            drop(s);
+            out.reserve(chosen.len() * if q.expand { 6 << 10 } else { 2 << 10 });
+            for (i, a) in chosen.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                writer.write(&mut out, a, q.expand);
+            }
+            more
         }
         Kind::Investigations | Kind::Recommendations => {
             let all: Vec<Value> = if kind == Kind::Investigations {
@@ -298,40 +311,36 @@ fn page(shared: &Shared, kind: Kind, q: &Query, take: u64) -> (Vec<u8>, bool) {
                     .map(|r| render::recommendation(&s, r))
                     .collect()
             };
+            let seed = s.seed;
+            drop(s);
             let kept: Vec<Value> = all
                 .into_iter()
                 .filter(|v| matches_all(&q.filter, |f| json_field(v, f)))
                 .collect();
             let idstr = |v: &Value| v["id"].as_str().unwrap_or("").to_string();
-            select(
+            let (records, more) = select(
                 kept,
                 q,
                 json_field,
                 idstr,
                 |v| {
                     super::data::mix(
-                        s.seed
-                            ^ xxhash_rust::xxh3::xxh3_64(v["id"].as_str().unwrap_or("").as_bytes()),
+                        seed ^ xxhash_rust::xxh3::xxh3_64(
+                            v["id"].as_str().unwrap_or("").as_bytes(),
+                        ),
                     )
                 },
                 take,
-            )
+            );
+            for (i, r) in records.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut out, r).ok();
+            }
+            more
         }
     };
-    drop(s);
-    out.extend_from_slice(b"{\"@odata.context\":");
-    serde_json::to_writer(
-        &mut out,
-        &format!("{}/api/$metadata#{}", shared.base_url, kind.context()),
-    )
-    .ok();
-    out.extend_from_slice(b",\"value\":[");
-    for (i, r) in records.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        serde_json::to_writer(&mut out, r).ok();
-    }
     out.push(b']');
     (out, more)
 }

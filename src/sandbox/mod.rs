@@ -7,6 +7,7 @@
 //! endpoints (`{base}/api/...`), deterministic data that moves like a real
 //! tenant's ([`Tenant`]) and faults on demand ([`Faults`]).
 
+mod alert_json;
 mod api;
 mod control;
 mod data;

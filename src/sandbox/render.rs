@@ -12,14 +12,14 @@ use super::data::{AlertRec, InvestigationRec, RecommendationRec, Store, mix};
 use super::odata::{FieldValue, from_ticks};
 
 pub(crate) const ALERT_STATUS: [&str; 4] = ["Unknown", "New", "InProgress", "Resolved"];
-const SEVERITY: [&str; 4] = ["Informational", "Low", "Medium", "High"];
-const CLASSIFICATION: [&str; 4] = [
+pub(super) const SEVERITY: [&str; 4] = ["Informational", "Low", "Medium", "High"];
+pub(super) const CLASSIFICATION: [&str; 4] = [
     "",
     "TruePositive",
     "InformationalExpectedActivity",
     "FalsePositive",
 ];
-const DETERMINATION: [[&str; 4]; 4] = [
+pub(super) const DETERMINATION: [[&str; 4]; 4] = [
     ["", "", "", ""],
     [
         "MultiStagedAttack",
@@ -35,14 +35,14 @@ const DETERMINATION: [[&str; 4]; 4] = [
     ],
     ["Clean", "InsufficientData", "Other", "Other"],
 ];
-const ANALYSTS: [&str; 5] = [
+pub(super) const ANALYSTS: [&str; 5] = [
     "",
     "secop1@sandbox.onmicrosoft.com",
     "secop2@sandbox.onmicrosoft.com",
     "Automation",
     "soc-lead@sandbox.onmicrosoft.com",
 ];
-const ALERT_INV_STATE: [&str; 6] = [
+pub(super) const ALERT_INV_STATE: [&str; 6] = [
     "Queued",
     "Running",
     "SuccessfullyRemediated",
@@ -61,7 +61,7 @@ pub(crate) const INVESTIGATION_STATES: [&str; 8] = [
     "Failed",
 ];
 const RBAC_GROUPS: [&str; 3] = ["Workstations", "Servers", "Finance"];
-const USERS: [(&str, &str); 6] = [
+pub(super) const USERS: [(&str, &str); 6] = [
     ("alice", "SANDBOX"),
     ("bob", "SANDBOX"),
     ("carol", "SANDBOX"),
@@ -71,7 +71,7 @@ const USERS: [(&str, &str); 6] = [
 ];
 
 /// (title, category, detectionSource, mitre, threatFamilyName, threatName, file, process)
-type Kind = (
+pub(super) type Kind = (
     &'static str,
     &'static str,
     &'static str,
@@ -81,7 +81,7 @@ type Kind = (
     &'static str,
     &'static str,
 );
-const KINDS: [Kind; 12] = [
+pub(super) const KINDS: [Kind; 12] = [
     (
         "Low-reputation arbitrary code executed by signed executable",
         "Execution",
@@ -237,7 +237,7 @@ fn opt_time(t: i64) -> Value {
     }
 }
 
-fn hex(seed: u64, len: usize) -> String {
+pub(super) fn hex(seed: u64, len: usize) -> String {
     let mut s = String::with_capacity(len + 16);
     let mut x = seed;
     while s.len() < len {
@@ -248,7 +248,7 @@ fn hex(seed: u64, len: usize) -> String {
     s
 }
 
-fn guid(seed: u64) -> String {
+pub(super) fn guid(seed: u64) -> String {
     let h = hex(seed, 32);
     format!(
         "{}-{}-{}-{}-{}",
@@ -260,13 +260,13 @@ fn guid(seed: u64) -> String {
     )
 }
 
-struct Machine {
-    id: String,
-    dns: String,
-    rbac: &'static str,
+pub(super) struct Machine {
+    pub(super) id: String,
+    pub(super) dns: String,
+    pub(super) rbac: &'static str,
 }
 
-fn machine(seed: u64, m: u64) -> Machine {
+pub(super) fn machine(seed: u64, m: u64) -> Machine {
     let h = mix(seed ^ 0xABCD ^ (m << 20));
     let (dns, rbac) = if m.is_multiple_of(4) {
         (format!("srv-app-{m:02}.sandbox.local"), RBAC_GROUPS[1])
@@ -284,7 +284,12 @@ fn machine(seed: u64, m: u64) -> Machine {
 }
 
 fn alert_hash(s: &Store, n: u32) -> u64 {
-    mix(s.seed ^ u64::from(n).wrapping_mul(0x1000_0001))
+    hash_of(s.seed, n)
+}
+
+/// The per-alert hash everything derived from `n` comes from.
+pub(super) fn hash_of(seed: u64, n: u32) -> u64 {
+    mix(seed ^ u64::from(n).wrapping_mul(0x1000_0001))
 }
 
 /// `da637472900382838869_1364969609`: .NET ticks of creation and a signed hash.

@@ -1,0 +1,372 @@
+//! The pull benchmark: the release binary against the in-process sandbox over
+//! loopback, side by side with `curl` fetching the same pages (the wire limit)
+//! and a plain Python poller doing the same job (`benches/poller.py`).
+//!
+//! For each size N (alerts with evidence, plus investigations and
+//! recommendations) and each run, from a fresh state: a backfill pull to a
+//! file, then a no-op pull; `curl` replays the backfill's exact requests to
+//! /dev/null; the poller pulls the same tenant to a file. Wall time comes from
+//! the clock, CPU time and peak RSS from `wait4` on each child, API calls from
+//! the sandbox's request log. Medians of the runs are printed as a Markdown
+//! table. Not a test: nothing here asserts on time.
+//!
+//!     cargo bench --bench pull -- --sizes 10000,100000,1000000 --runs 3
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use defender_ingest::sandbox::{Sandbox, SandboxConfig};
+
+const BIN: &str = env!("CARGO_BIN_EXE_defender-ingest");
+
+struct Args {
+    sizes: Vec<usize>,
+    runs: usize,
+    python: String,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        sizes: vec![10_000, 100_000, 1_000_000],
+        runs: 3,
+        python: "python3".into(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--sizes" => {
+                a.sizes = it
+                    .next()
+                    .expect("--sizes N,N,...")
+                    .split(',')
+                    .map(|s| s.trim().replace('_', "").parse().expect("a size"))
+                    .collect()
+            }
+            "--runs" => a.runs = it.next().expect("--runs N").parse().expect("a number"),
+            "--quick" => {
+                a.sizes = vec![10_000];
+                a.runs = 1;
+            }
+            "--python" => a.python = it.next().expect("--python PATH"),
+            "--bench" => {}
+            other => {
+                panic!("unknown argument {other}; use --sizes N,N --runs N --quick --python PATH")
+            }
+        }
+    }
+    a
+}
+
+/// What `wait4` said about one child.
+#[derive(Debug, Clone, Copy, Default)]
+struct Usage {
+    wall: f64,
+    cpu: f64,
+    max_rss_kib: u64,
+    ok: bool,
+}
+
+fn run(cmd: &mut Command) -> Usage {
+    let started = Instant::now();
+    let child = cmd.spawn().expect("spawn");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid out-parameter; `pid` is our child, not yet reaped.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    let wall = started.elapsed().as_secs_f64();
+    assert_eq!(rc, pid, "wait4");
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    std::mem::forget(child);
+    Usage {
+        wall,
+        cpu: secs(ru.ru_utime) + secs(ru.ru_stime),
+        max_rss_kib: ru.ru_maxrss as u64,
+        ok: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn count_lines(path: &Path) -> usize {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).expect("output");
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0;
+    loop {
+        let k = f.read(&mut buf).unwrap();
+        if k == 0 {
+            return n;
+        }
+        n += buf[..k].iter().filter(|b| **b == b'\n').count();
+    }
+}
+
+struct Bench {
+    sb: Sandbox,
+    home: tempfile::TempDir,
+    pristine: Vec<u8>,
+    token: String,
+}
+
+impl Bench {
+    fn state_file(&self) -> PathBuf {
+        self.home.path().join("state/default.toml")
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.env_clear()
+            .env("HOME", self.home.path())
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("DEFENDER_INGEST_STATE_DIR", self.home.path().join("state"))
+            .env(
+                "DEFENDER_INGEST_CLIENT_SECRET",
+                &self.sb.config().client_secret,
+            )
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn new(n: usize) -> Bench {
+        let sb = Sandbox::spawn(SandboxConfig {
+            alerts: n,
+            investigations: 500,
+            recommendations: 200,
+            rate_limit_per_minute: None,
+            ..SandboxConfig::default()
+        })
+        .expect("sandbox");
+        let home = tempfile::tempdir().expect("temp dir");
+        let mut b = Bench {
+            sb,
+            home,
+            pristine: Vec::new(),
+            token: String::new(),
+        };
+        let cfg = b.sb.config().clone();
+        let out = b
+            .cmd()
+            .args(["authorize", "--flow", "client-secret", "--tenant"])
+            .arg(&cfg.tenant_id)
+            .arg("--client-id")
+            .arg(&cfg.client_id)
+            .arg("--login-url")
+            .arg(b.sb.url())
+            .arg("--api-url")
+            .arg(b.sb.url())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "authorize: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(b.cmd().arg("enable").status().unwrap().success());
+        b.pristine = std::fs::read(b.state_file()).unwrap();
+        let token = Command::new("curl")
+            .args(["-s", "--fail", "-X", "POST"])
+            .arg(format!(
+                "{}/{}/oauth2/v2.0/token",
+                b.sb.url(),
+                cfg.tenant_id
+            ))
+            .args(["-d", "grant_type=client_credentials"])
+            .arg("-d")
+            .arg(format!("client_id={}", cfg.client_id))
+            .arg("-d")
+            .arg(format!("client_secret={}", cfg.client_secret))
+            .args([
+                "-d",
+                "scope=https://api.securitycenter.microsoft.com/.default",
+            ])
+            .output()
+            .expect("curl");
+        let v: serde_json::Value = serde_json::from_slice(&token.stdout).expect("token JSON");
+        b.token = v["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string();
+        b
+    }
+
+    fn api_log(&self) -> Vec<defender_ingest::sandbox::RequestRecord> {
+        self.sb
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.starts_with("/api/"))
+            .collect()
+    }
+}
+
+#[derive(Default)]
+struct Sample {
+    pull: Usage,
+    calls: usize,
+    lines: usize,
+    state_bytes: u64,
+    noop: Usage,
+    noop_calls: usize,
+    curl: Usage,
+    py: Usage,
+    py_lines: usize,
+    bytes: u64,
+}
+
+fn one_run(b: &Bench, dir: &Path, python: &str) -> Sample {
+    let mut s = Sample::default();
+    std::fs::write(b.state_file(), &b.pristine).unwrap();
+    let out = dir.join("pull.jsonl");
+    let _ = std::fs::remove_file(&out);
+    let before = b.api_log().len();
+    s.pull = run(b
+        .cmd()
+        .args(["--calls-per-minute", "100000", "pull", "--since", "60d"])
+        .arg("--output")
+        .arg(&out)
+        .stdout(Stdio::null()));
+    assert!(s.pull.ok, "the pull failed");
+    let log = b.api_log();
+    let requests: Vec<_> = log[before..].to_vec();
+    s.calls = requests.len();
+    s.lines = count_lines(&out);
+    s.bytes = std::fs::metadata(&out).unwrap().len();
+    s.state_bytes = std::fs::metadata(b.state_file()).unwrap().len();
+
+    let before = b.api_log().len();
+    s.noop = run(b
+        .cmd()
+        .args(["--calls-per-minute", "100000", "pull", "--output"])
+        .arg(&out)
+        .stdout(Stdio::null()));
+    assert!(s.noop.ok, "the no-op pull failed");
+    s.noop_calls = b.api_log().len() - before;
+
+    // curl: the same requests, in the same order, on one connection, to /dev/null.
+    let cfg = dir.join("curl.cfg");
+    let mut f = std::fs::File::create(&cfg).unwrap();
+    for r in &requests {
+        let mut u = url::Url::parse(&format!("{}{}", b.sb.url(), r.path)).unwrap();
+        u.query_pairs_mut().extend_pairs(r.query.iter());
+        writeln!(f, "url = \"{u}\"\noutput = \"/dev/null\"").unwrap();
+    }
+    drop(f);
+    s.curl = run(Command::new("curl")
+        .args(["-s", "--fail", "-K"])
+        .arg(&cfg)
+        .arg("-H")
+        .arg(format!("Authorization: Bearer {}", b.token))
+        .stdout(Stdio::null()));
+    assert!(s.curl.ok, "curl failed");
+
+    let py_out = dir.join("poller.jsonl");
+    let _ = std::fs::remove_file(&py_out);
+    let poller = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/poller.py");
+    s.py = run(Command::new(python)
+        .arg(poller)
+        .arg("--api-url")
+        .arg(b.sb.url())
+        .arg("--tenant-id")
+        .arg(&b.sb.config().tenant_id)
+        .arg("--since-days")
+        .arg("60")
+        .arg("--output")
+        .arg(&py_out)
+        .env("DEFENDER_TOKEN", &b.token)
+        .stdout(Stdio::null()));
+    assert!(s.py.ok, "the Python poller failed");
+    s.py_lines = count_lines(&py_out);
+    let _ = std::fs::remove_file(&py_out);
+    let _ = std::fs::remove_file(&out);
+    s
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(str::trim)
+        .unwrap_or("unknown CPU")
+        .to_string();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("MemTotal"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or("?".into(), |kib| {
+            format!("{:.0} GiB", kib as f64 / 1048576.0)
+        });
+    format!("{cores} cores, {model}, {mem} RAM, Linux loopback")
+}
+
+fn main() {
+    let a = args();
+    println!("machine: {}", machine());
+    println!(
+        "\n| N alerts | runs | pull wall ÷ curl wall | Python CPU ÷ pull CPU | pull peak RSS | API calls (target) | no-op pull: calls, CPU | state file | lines (pull = poller) | pull MB/s |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &n in &a.sizes {
+        let setup = Instant::now();
+        let b = Bench::new(n);
+        eprintln!(
+            "N={n}: sandbox and profile ready in {:.1}s",
+            setup.elapsed().as_secs_f64()
+        );
+        let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+        let mut samples = Vec::new();
+        for r in 0..a.runs {
+            let s = one_run(&b, dir.path(), &a.python);
+            eprintln!(
+                "N={n} run {}: pull {:.2}s wall {:.2}s cpu {} MiB; curl {:.2}s; python {:.2}s wall {:.2}s cpu; {} calls; no-op {} calls {:.0} ms cpu; {} lines ({} from python); state {} B",
+                r + 1,
+                s.pull.wall,
+                s.pull.cpu,
+                s.pull.max_rss_kib / 1024,
+                s.curl.wall,
+                s.py.wall,
+                s.py.cpu,
+                s.calls,
+                s.noop_calls,
+                s.noop.cpu * 1e3,
+                s.lines,
+                s.py_lines,
+                s.state_bytes
+            );
+            samples.push(s);
+        }
+        let m = |f: &dyn Fn(&Sample) -> f64| median(samples.iter().map(f).collect());
+        // ceil(N/10,000) + 1 for alerts; 1 + 1 each for 500 investigations and 200 recommendations.
+        let target = n.div_ceil(10_000) + 1 + 2 + 2;
+        let ideal = format!("{target}");
+        println!(
+            "| {n} | {} | {:.2} | {:.1}× | {:.0} MiB | {:.0} ({ideal}) | {:.0}, {:.0} ms | {:.0} B | {:.0} = {:.0} | {:.0} |",
+            a.runs,
+            m(&|s| s.pull.wall / s.curl.wall),
+            m(&|s| s.py.cpu / s.pull.cpu),
+            m(&|s| s.pull.max_rss_kib as f64 / 1024.0),
+            m(&|s| s.calls as f64),
+            m(&|s| s.noop_calls as f64),
+            m(&|s| s.noop.cpu * 1e3),
+            m(&|s| s.state_bytes as f64),
+            m(&|s| s.lines as f64),
+            m(&|s| s.py_lines as f64),
+            m(&|s| s.bytes as f64 / 1e6 / s.pull.wall),
+        );
+        drop(b);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
