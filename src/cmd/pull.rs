@@ -15,7 +15,7 @@ use crate::exit::UsageError;
 use crate::progress::Progress;
 use crate::pull::sink::{Recovery, Sink};
 use crate::pull::{self, EndpointOutcome, Options, PageSource};
-use crate::state::LockMode;
+use crate::state::{LockMode, Snapshot, StateError};
 use crate::{Context, Exit, net, time};
 
 /// Where a first pull starts when `--since` is not given.
@@ -61,15 +61,24 @@ fn plan(args: &PullArgs) -> Result<Plan, UsageError> {
 pub async fn run(ctx: &Context, args: &PullArgs) -> anyhow::Result<Exit> {
     let started = StdInstant::now();
     let plan = plan(args)?;
-    if !ctx.store.load_existing(&ctx.profile)?.enabled {
+    let mut snapshot =
+        ctx.store
+            .load_snapshot(&ctx.profile)?
+            .ok_or_else(|| StateError::NoProfile {
+                profile: ctx.profile.clone(),
+                dir: ctx.store.dir().to_path_buf(),
+            })?;
+    if !snapshot.profile.enabled {
         return Ok(disabled(ctx));
     }
     let _lock = ctx.store.lock(&ctx.profile, LockMode::Pull)?;
-    // Read again under the lock: a pull that just finished may have moved it.
-    let profile = ctx.store.load_existing(&ctx.profile)?;
-    if !profile.enabled {
+    // Read again under the lock: a pull that just finished may have moved it
+    // (parsed again only if the file changed).
+    ctx.store.refresh(&ctx.profile, &mut snapshot)?;
+    if !snapshot.profile.enabled {
         return Ok(disabled(ctx));
     }
+    let profile = snapshot.profile.clone();
 
     let api_base = net::parse_base_url("the profile's api_url", &profile.connection.api_url)?;
     net::parse_base_url("the profile's login_url", &profile.connection.login_url)?;
@@ -92,7 +101,7 @@ pub async fn run(ctx: &Context, args: &PullArgs) -> anyhow::Result<Exit> {
             "--since applies to a profile's first pull only; this one continues from its position"
         );
     }
-    let (mut sink, output_key) = open_sink(ctx, &profile, plan.output.as_deref())?;
+    let (mut sink, output_key) = open_sink(ctx, &mut snapshot, plan.output.as_deref())?;
     let mut outcomes: Vec<EndpointOutcome> = Vec::new();
     for endpoint in Endpoint::ALL {
         let prior = profile
@@ -117,7 +126,7 @@ pub async fn run(ctx: &Context, args: &PullArgs) -> anyhow::Result<Exit> {
     // The output first, durable; then the state, atomically.
     let mark = sink.commit()?;
     let finished = time::rfc3339(Utc::now());
-    ctx.store.update(&ctx.profile, |p| {
+    ctx.store.update_from(&ctx.profile, &mut snapshot, |p| {
         for o in &outcomes {
             let st = p.endpoint_mut(o.endpoint.name());
             *st = o.state.clone();
@@ -150,14 +159,14 @@ fn disabled(ctx: &Context) -> Exit {
 /// this pull starts appending before writing anything.
 fn open_sink(
     ctx: &Context,
-    profile: &crate::state::Profile,
+    snapshot: &mut Snapshot,
     output: Option<&Path>,
 ) -> anyhow::Result<(Sink, Option<String>)> {
     let Some(path) = output else {
         return Ok((Sink::stdout(), None));
     };
     let key = path.display().to_string();
-    let (mut sink, recovery) = Sink::open_file(path, profile.outputs.get(&key))?;
+    let (mut sink, recovery) = Sink::open_file(path, snapshot.profile.outputs.get(&key))?;
     match recovery {
         Recovery::Truncated { from, to } => tracing::warn!(
             "{key}: removed {} bytes written by a pull that did not finish; they are fetched again now",
@@ -169,7 +178,7 @@ fn open_sink(
         Recovery::Clean => {}
     }
     if let Some(mark) = sink.mark()? {
-        ctx.store.update(&ctx.profile, |p| {
+        ctx.store.update_from(&ctx.profile, snapshot, |p| {
             p.outputs.insert(key.clone(), mark);
             Ok(())
         })?;

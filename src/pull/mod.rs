@@ -153,7 +153,7 @@ pub async fn pull_endpoint<S: PageSource>(
         let envelope = Envelope::new(&prefix);
         times.clear();
         let (mut had_new, mut signature) = (false, 0u128);
-        for raw in &page.records {
+        for raw in page.records() {
             let head = RecordHead::read(endpoint, raw)
                 .map_err(|detail| PullError::BadRecord { endpoint, detail })?;
             times.push(head.time);
@@ -171,8 +171,8 @@ pub async fn pull_endpoint<S: PageSource>(
                 had_new = true;
             }
         }
-        read += page.records.len() as u64;
-        on_page(page.records.len() as u64);
+        read += page.len() as u64;
+        on_page(page.len() as u64);
         walk.advance(PageFacts {
             times: &times,
             had_new,

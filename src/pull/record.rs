@@ -3,7 +3,6 @@
 //! it is written out exactly as the API returned it.
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use crate::api::Endpoint;
 use crate::time::{self, Timestamp};
@@ -60,10 +59,10 @@ enum IdValue<'a> {
 
 impl RecordHead {
     /// Read the head of one record. A record that is not a JSON object is an error.
-    pub fn read(endpoint: Endpoint, raw: &RawValue) -> Result<RecordHead, String> {
-        let head: Head = serde_json::from_str(raw.get())
-            .map_err(|e| format!("a record is not a JSON object: {e}"))?;
-        let fingerprint = Fingerprint::of(raw.get().as_bytes());
+    pub fn read(endpoint: Endpoint, raw: &str) -> Result<RecordHead, String> {
+        let head: Head =
+            serde_json::from_str(raw).map_err(|e| format!("a record is not a JSON object: {e}"))?;
+        let fingerprint = Fingerprint::of(raw.as_bytes());
         let key = match head.id {
             Some(IdValue::Str(s)) => s.into_owned(),
             Some(IdValue::Num(n)) => n.to_string(),
@@ -86,8 +85,8 @@ impl RecordHead {
 mod tests {
     use super::*;
 
-    fn raw(s: &str) -> Box<RawValue> {
-        RawValue::from_string(s.to_string()).unwrap()
+    fn raw(s: &str) -> &str {
+        s
     }
 
     #[test]
@@ -95,7 +94,7 @@ mod tests {
         let r = raw(
             r#"{"id":"da1","title":"x","lastUpdateTime":"2026-12-03T10:00:00.12Z","evidence":[]}"#,
         );
-        let h = RecordHead::read(Endpoint::Alerts, &r).unwrap();
+        let h = RecordHead::read(Endpoint::Alerts, r).unwrap();
         assert_eq!(h.key, "da1");
         assert_eq!(h.time, time::parse("2026-12-03T10:00:00.12Z"));
         let changed = raw(
@@ -103,7 +102,7 @@ mod tests {
         );
         assert_ne!(
             h.fingerprint,
-            RecordHead::read(Endpoint::Alerts, &changed)
+            RecordHead::read(Endpoint::Alerts, changed)
                 .unwrap()
                 .fingerprint
         );
@@ -113,10 +112,10 @@ mod tests {
     fn investigations_use_start_time_and_records_without_id_are_keyed_by_content() {
         let r =
             raw(r#"{"startTime":"2026-12-03T10:00:00Z","lastUpdateTime":"2020-01-01T00:00:00Z"}"#);
-        let h = RecordHead::read(Endpoint::Investigations, &r).unwrap();
+        let h = RecordHead::read(Endpoint::Investigations, r).unwrap();
         assert_eq!(h.time, time::parse("2026-12-03T10:00:00Z"));
         assert!(h.key.starts_with('#'));
-        assert!(RecordHead::read(Endpoint::Alerts, &raw("[1,2]")).is_err());
+        assert!(RecordHead::read(Endpoint::Alerts, raw("[1,2]")).is_err());
     }
 
     #[test]

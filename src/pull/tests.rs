@@ -4,8 +4,6 @@
 
 use std::cell::RefCell;
 
-use serde_json::value::RawValue;
-
 use super::*;
 
 struct Pages {
@@ -54,17 +52,13 @@ impl PageSource for Pages {
             .take((q.top as usize).min(self.cap))
             .map(|(id, t, body)| {
                 let field = q.endpoint.time_field().unwrap_or("x");
-                RawValue::from_string(format!(
+                format!(
                     r#"{{"id":"{id}","{field}":"{}","body":"{body}"}}"#,
                     time::odata(t)
-                ))
-                .unwrap()
+                )
             })
-            .collect();
-        Ok(Page {
-            records,
-            next_link: None,
-        })
+            .collect::<Vec<_>>();
+        Ok(Page::from_records(records, None))
     }
 }
 
