@@ -15,6 +15,7 @@
 //! [`sink`]); a pull that fails leaves it as it was.
 
 pub mod record;
+mod scan;
 pub mod seen;
 pub mod sink;
 pub mod walk;
