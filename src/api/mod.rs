@@ -155,6 +155,11 @@ impl Page {
         self.spans.iter().map(|r| &self.body[r.clone()])
     }
 
+    /// Record `i`'s raw JSON text.
+    pub fn record(&self, i: usize) -> &str {
+        &self.body[self.spans[i].clone()]
+    }
+
     pub fn len(&self) -> usize {
         self.spans.len()
     }

@@ -14,6 +14,7 @@ use crate::cli::PullArgs;
 use crate::exit::UsageError;
 use crate::progress::Progress;
 use crate::pull::sink::{Recovery, Sink};
+use crate::pull::writer::Writer;
 use crate::pull::{self, EndpointOutcome, Options, PageSource};
 use crate::state::{LockMode, Snapshot, StateError};
 use crate::{Context, Exit, net, time};
@@ -101,7 +102,8 @@ pub async fn run(ctx: &Context, args: &PullArgs) -> anyhow::Result<Exit> {
             "--since applies to a profile's first pull only; this one continues from its position"
         );
     }
-    let (mut sink, output_key) = open_sink(ctx, &mut snapshot, plan.output.as_deref())?;
+    let (sink, output_key) = open_sink(ctx, &mut snapshot, plan.output.as_deref())?;
+    let mut writer = Writer::new(sink);
     let mut outcomes: Vec<EndpointOutcome> = Vec::new();
     for endpoint in Endpoint::ALL {
         let prior = profile
@@ -115,7 +117,7 @@ pub async fn run(ctx: &Context, args: &PullArgs) -> anyhow::Result<Exit> {
             &prior,
             &plan.opts,
             &profile.connection.tenant_id,
-            &mut sink,
+            &mut writer,
             |n| progress.inc(n),
         )
         .await;
@@ -124,7 +126,7 @@ pub async fn run(ctx: &Context, args: &PullArgs) -> anyhow::Result<Exit> {
     }
 
     // The output first, durable; then the state, atomically.
-    let mark = sink.commit()?;
+    let mark = writer.finish().await?.commit()?;
     let finished = time::rfc3339(Utc::now());
     ctx.store.update_from(&ctx.profile, &mut snapshot, |p| {
         for o in &outcomes {

@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 
+use super::sink::Sink;
 use super::*;
 
 struct Pages {
@@ -69,13 +70,14 @@ async fn run(
 ) -> (EndpointOutcome, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("out.jsonl");
-    let (mut sink, _) = Sink::open_file(&path, None).unwrap();
+    let (sink, _) = Sink::open_file(&path, None).unwrap();
+    let mut writer = Writer::new(sink);
     let mut opts = Options::new(time::parse("2026-11-01T00:00:00Z").unwrap());
     opts.top = 10_000;
-    let out = pull_endpoint(source, endpoint, prior, &opts, "t", &mut sink, |_| {})
+    let out = pull_endpoint(source, endpoint, prior, &opts, "t", &mut writer, |_| {})
         .await
         .unwrap();
-    sink.commit().unwrap();
+    writer.finish().await.unwrap().commit().unwrap();
     let lines = std::fs::read_to_string(&path)
         .unwrap()
         .lines()
