@@ -82,8 +82,11 @@ pub async fn run(ctx: &Context, args: &PullArgs) -> anyhow::Result<Exit> {
     let profile = snapshot.profile.clone();
 
     let api_base = net::parse_base_url("the profile's api_url", &profile.connection.api_url)?;
-    net::parse_base_url("the profile's login_url", &profile.connection.login_url)?;
-    let http = net::client(&ctx.http)?;
+    let login_base = net::parse_base_url("the profile's login_url", &profile.connection.login_url)?;
+    let mut http_opts = ctx.http.clone();
+    // nextLinks are followed to the API's own scheme only, and redirects never.
+    http_opts.plain_http_only = api_base.scheme() == "http" && login_base.scheme() == "http";
+    let http = net::client(&http_opts)?;
     let session = Session::for_profile(&profile, ctx.secrets.clone(), http.clone()).await?;
     let client = DefenderClient::new(
         http,
