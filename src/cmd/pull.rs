@@ -105,8 +105,25 @@ pub async fn run(ctx: &Context, args: &PullArgs) -> anyhow::Result<Exit> {
             "--since applies to a profile's first pull only; this one continues from its position"
         );
     }
-    let (sink, output_key) = open_sink(ctx, &mut snapshot, plan.output.as_deref())?;
+    let (sink, output_key) = open_sink(&snapshot, plan.output.as_deref())?;
+    let store = &ctx.store;
+    let name = ctx.profile.as_str();
     let mut writer = Writer::new(sink);
+    if let Some(key) = output_key.clone() {
+        // Before the first line, record where this pull starts appending, so a
+        // crash's lines are cut off next time. A pull that writes nothing
+        // leaves the state file alone until its commit.
+        let snapshot = &mut snapshot;
+        writer = writer.with_first_write(move |sink| {
+            if let Some(mark) = sink.mark()? {
+                store.update_from(name, snapshot, |p| {
+                    p.outputs.insert(key, mark);
+                    Ok(())
+                })?;
+            }
+            Ok(())
+        });
+    }
     let mut outcomes: Vec<EndpointOutcome> = Vec::new();
     for endpoint in Endpoint::ALL {
         let prior = profile
@@ -160,18 +177,13 @@ fn disabled(ctx: &Context) -> Exit {
     Exit::Ok
 }
 
-/// Open the output, undo what an interrupted pull left in it, and record where
-/// this pull starts appending before writing anything.
-fn open_sink(
-    ctx: &Context,
-    snapshot: &mut Snapshot,
-    output: Option<&Path>,
-) -> anyhow::Result<(Sink, Option<String>)> {
+/// Open the output and undo what an interrupted pull left in it.
+fn open_sink(snapshot: &Snapshot, output: Option<&Path>) -> anyhow::Result<(Sink, Option<String>)> {
     let Some(path) = output else {
         return Ok((Sink::stdout(), None));
     };
     let key = path.display().to_string();
-    let (mut sink, recovery) = Sink::open_file(path, snapshot.profile.outputs.get(&key))?;
+    let (sink, recovery) = Sink::open_file(path, snapshot.profile.outputs.get(&key))?;
     match recovery {
         Recovery::Truncated { from, to } => tracing::warn!(
             "{key}: removed {} bytes written by a pull that did not finish; they are fetched again now",
@@ -181,12 +193,6 @@ fn open_sink(
             "{key} was rotated or replaced since the last pull; appending to the new file"
         ),
         Recovery::Clean => {}
-    }
-    if let Some(mark) = sink.mark()? {
-        ctx.store.update_from(&ctx.profile, snapshot, |p| {
-            p.outputs.insert(key.clone(), mark);
-            Ok(())
-        })?;
     }
     Ok((sink, Some(key)))
 }

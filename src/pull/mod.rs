@@ -47,6 +47,8 @@ pub enum PullError {
     Api(#[from] ApiError),
     #[error(transparent)]
     Sink(#[from] SinkError),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
     #[error(
         "the API sent {endpoint} a record that is not a JSON object ({detail}); nothing of this pull was committed"
     )]
@@ -58,6 +60,7 @@ impl PullError {
         match self {
             PullError::Api(e) => e.exit(),
             PullError::Sink(e) => e.exit(),
+            PullError::State(e) => e.exit(),
             PullError::BadRecord { .. } => Exit::Unavailable,
         }
     }
@@ -114,7 +117,7 @@ pub async fn pull_endpoint<S: PageSource>(
     prior: &EndpointState,
     opts: &Options,
     tenant_id: &str,
-    writer: &mut Writer,
+    writer: &mut Writer<'_>,
     mut on_page: impl FnMut(u64),
 ) -> Result<EndpointOutcome, PullError> {
     let mut state = prior.clone();

@@ -8,11 +8,17 @@
 //! stops the pull at the next page. [`Writer::finish`] waits for the last page
 //! and gives the [`Sink`] back, to be committed — nothing is made durable, and
 //! no state moves, before every page has been written.
+//!
+//! A hook given to [`Writer::with_first_write`] runs once, before the first
+//! record is written, with the sink (for `--output FILE`: recording in the
+//! state where this pull starts appending). A pull that writes nothing — the
+//! usual cron run — does not run it.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::task::JoinHandle;
 
+use super::PullError;
 use super::sink::{Envelope, Sink, SinkError};
 use crate::api::Page;
 
@@ -25,24 +31,42 @@ pub struct Batch {
     pub picks: Vec<usize>,
 }
 
-pub struct Writer {
+type FirstWrite<'a> = Box<dyn FnOnce(&mut Sink) -> Result<(), PullError> + 'a>;
+
+pub struct Writer<'a> {
     sink: Arc<Mutex<Sink>>,
     busy: Option<JoinHandle<Result<(), SinkError>>>,
+    first_write: Option<FirstWrite<'a>>,
 }
 
-impl Writer {
-    pub fn new(sink: Sink) -> Writer {
+impl<'a> Writer<'a> {
+    pub fn new(sink: Sink) -> Writer<'a> {
         Writer {
             sink: Arc::new(Mutex::new(sink)),
             busy: None,
+            first_write: None,
         }
     }
 
+    /// Run `hook` before the first record is written (not at all if none is).
+    pub fn with_first_write(
+        mut self,
+        hook: impl FnOnce(&mut Sink) -> Result<(), PullError> + 'a,
+    ) -> Writer<'a> {
+        self.first_write = Some(Box::new(hook));
+        self
+    }
+
     /// Wait for the page being written, then start writing `batch`.
-    pub async fn write(&mut self, batch: Batch) -> Result<(), SinkError> {
+    pub async fn write(&mut self, batch: Batch) -> Result<(), PullError> {
         self.wait().await?;
         if batch.picks.is_empty() {
             return Ok(());
+        }
+        if let Some(hook) = self.first_write.take() {
+            // Nothing is being written now (waited above), so the lock is free.
+            let mut sink = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
+            hook(&mut sink)?;
         }
         let sink = Arc::clone(&self.sink);
         self.busy = Some(tokio::task::spawn_blocking(move || {
@@ -77,5 +101,44 @@ impl Writer {
         let sink = Arc::try_unwrap(self.sink)
             .unwrap_or_else(|_| unreachable!("no write is running after wait()"));
         Ok(sink.into_inner().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(records: &[&str], picks: Vec<usize>) -> Batch {
+        Batch {
+            page: Page::from_records(records, None),
+            prefix: "{\"data\":".into(),
+            picks,
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_hook_runs_once_before_the_first_line_and_never_for_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let (sink, _) = Sink::open_file(&path, None).unwrap();
+        let calls = std::cell::Cell::new(0);
+        let mut w = Writer::new(sink).with_first_write(|sink| {
+            // Nothing of this pull has reached the file yet.
+            assert_eq!(sink.mark().unwrap().unwrap().pending_from, Some(0));
+            calls.set(calls.get() + 1);
+            Ok(())
+        });
+        w.write(batch(&[r#"{"a":1}"#], vec![])).await.unwrap();
+        assert_eq!(calls.get(), 0);
+        w.write(batch(&[r#"{"a":1}"#, r#"{"b":2}"#], vec![1]))
+            .await
+            .unwrap();
+        w.write(batch(&[r#"{"c":3}"#], vec![0])).await.unwrap();
+        assert_eq!(calls.get(), 1);
+        w.finish().await.unwrap().commit().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"data\":{\"b\":2}}\n{\"data\":{\"c\":3}}\n"
+        );
     }
 }
