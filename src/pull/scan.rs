@@ -42,9 +42,10 @@ pub fn members<'a, const N: usize>(
         }
         i = skip_ws(b, i + 1);
         let value_end = skip_value(b, i)?;
+        let name = key_name(key);
         let slot = wanted
             .iter()
-            .position(|w| key_is(key, w))
+            .position(|w| name.as_deref() == Some(*w))
             .filter(|&k| found[k].is_none());
         if let Some(k) = slot {
             found[k] = Some(&obj[i..value_end]);
@@ -60,13 +61,13 @@ pub fn members<'a, const N: usize>(
     Ok(found)
 }
 
-/// Whether a raw, quoted member name is `name`.
-fn key_is(raw: &str, name: &str) -> bool {
+/// A raw, quoted member name, unescaped (borrowed when it has no escapes).
+fn key_name(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
     let inner = &raw[1..raw.len() - 1];
     if inner.contains('\\') {
-        serde_json::from_str::<String>(raw).is_ok_and(|k| k == name)
+        serde_json::from_str::<String>(raw).ok().map(Into::into)
     } else {
-        inner == name
+        Some(inner.into())
     }
 }
 
@@ -80,12 +81,15 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
 /// `b[i]` is `"`; the index just past the closing quote.
 fn skip_string(b: &[u8], i: usize) -> Result<usize, ScanError> {
     let mut j = i + 1;
-    while j < b.len() {
-        match b[j] {
-            b'\\' => j += 2,
-            b'"' => return Ok(j + 1),
-            _ => j += 1,
+    while let Some(k) = b
+        .get(j..)
+        .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+    {
+        j += k;
+        if b[j] == b'"' {
+            return Ok(j + 1);
         }
+        j += 2;
     }
     Err(ScanError("a string does not end".into()))
 }

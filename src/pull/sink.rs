@@ -225,7 +225,7 @@ impl<'a> Envelope<'a> {
     fn write<W: Write>(&self, w: &mut W, data: &str) -> io::Result<()> {
         w.write_all(self.prefix.as_bytes())?;
         let raw = data.as_bytes();
-        if raw.iter().any(|&b| b == b'\n' || b == b'\r') {
+        if memchr::memchr2(b'\n', b'\r', raw).is_some() {
             write_compact(w, raw)?;
         } else {
             w.write_all(raw)?;
