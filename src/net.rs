@@ -71,6 +71,10 @@ pub struct HttpOptions {
     pub max_retries: u32,
     /// The client's own call budget per minute (Microsoft's limit: 100).
     pub calls_per_minute: u32,
+    /// Every URL this client will be given is plain `http://` (a loopback
+    /// sandbox, say): the OS trust store is not loaded, which is most of a
+    /// short command's start-up. Ignored when a proxy URL is `https://`.
+    pub plain_http_only: bool,
 }
 
 impl Default for HttpOptions {
@@ -82,6 +86,7 @@ impl Default for HttpOptions {
             request_timeout: Duration::from_secs(120),
             max_retries: 5,
             calls_per_minute: 100,
+            plain_http_only: false,
         }
     }
 }
@@ -108,6 +113,7 @@ impl HttpOptions {
             request_timeout: Duration::from_secs(args.request_timeout.max(1)),
             max_retries: args.max_retries,
             calls_per_minute: args.calls_per_minute.max(1),
+            plain_http_only: false,
         }
     }
 
@@ -146,6 +152,18 @@ pub fn client(opts: &HttpOptions) -> Result<reqwest::Client, NetError> {
     let plan = ProxyPlan::decide(opts.proxy.as_deref())?;
     for p in plan.proxies()? {
         b = b.proxy(p);
+    }
+    let tls_proxy = match &plan {
+        ProxyPlan::Off => false,
+        ProxyPlan::Explicit(u) => u.scheme() != "http",
+        ProxyPlan::Environment { https, http, .. } => [https, http]
+            .into_iter()
+            .flatten()
+            .any(|(_, u)| u.scheme() != "http"),
+    };
+    if opts.plain_http_only && !tls_proxy {
+        // No TLS handshake can happen, so no root is ever consulted.
+        b = b.tls_built_in_native_certs(false);
     }
     match &plan {
         ProxyPlan::Off => tracing::debug!("proxies off (--proxy \"\")"),

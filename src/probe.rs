@@ -7,7 +7,6 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::api::{ApiError, DefenderClient, Endpoint, Limits, PageRequest, Query, odata};
@@ -190,7 +189,7 @@ pub async fn run(
         }
         let req = PageRequest::Query(sample_query(endpoint));
         let mut check = match client.page(&req).await {
-            Ok(page) => judge(endpoint, &page.records),
+            Ok(page) => judge(endpoint, &page.records().collect::<Vec<_>>()),
             Err(e) => failed(endpoint, &e, profile),
         };
         if matches!(check.status, Status::Empty | Status::Denied) && fresh {
@@ -255,7 +254,7 @@ struct Required {
 }
 
 /// Check a sample: every record parses and carries its id (and time field).
-pub fn judge(endpoint: Endpoint, records: &[Box<RawValue>]) -> Check {
+pub fn judge(endpoint: Endpoint, records: &[&str]) -> Check {
     let mut newest: Option<Timestamp> = None;
     let mut problem = None;
     for (i, raw) in records.iter().enumerate() {
@@ -295,9 +294,8 @@ pub fn judge(endpoint: Endpoint, records: &[Box<RawValue>]) -> Check {
     }
 }
 
-fn check_record(endpoint: Endpoint, raw: &RawValue) -> Result<Option<Timestamp>, String> {
-    let r: Required =
-        serde_json::from_str(raw.get()).map_err(|e| format!("does not parse: {e}"))?;
+fn check_record(endpoint: Endpoint, raw: &str) -> Result<Option<Timestamp>, String> {
+    let r: Required = serde_json::from_str(raw).map_err(|e| format!("does not parse: {e}"))?;
     match &r.id {
         Some(Value::String(s)) if !s.trim().is_empty() => {}
         Some(Value::Number(_)) => {}
@@ -322,11 +320,8 @@ fn check_record(endpoint: Endpoint, raw: &RawValue) -> Result<Option<Timestamp>,
 mod tests {
     use super::*;
 
-    fn raws(items: &[&str]) -> Vec<Box<RawValue>> {
-        items
-            .iter()
-            .map(|s| RawValue::from_string(s.to_string()).unwrap())
-            .collect()
+    fn raws<'a>(items: &[&'a str]) -> Vec<&'a str> {
+        items.to_vec()
     }
 
     #[test]

@@ -107,11 +107,10 @@ async fn twenty_five_thousand_alerts_come_down_in_three_full_pages() {
             }))
             .await
             .unwrap();
-        sizes.push(page.records.len());
+        sizes.push(page.len());
         let keys: Vec<AlertKey> = page
-            .records
-            .iter()
-            .map(|r| serde_json::from_str(r.get()).unwrap())
+            .records()
+            .map(|r| serde_json::from_str(r).unwrap())
             .collect();
         for k in &keys {
             ids.insert(k.id.clone());
@@ -152,7 +151,7 @@ async fn no_request_arrives_before_retry_after_has_passed() {
     let c = client(&sb, quick()).await;
     sb.faults().throttle_next(2, 1);
     let page = c.page(&query(Endpoint::Alerts, 50)).await.unwrap();
-    assert_eq!(page.records.len(), 50);
+    assert_eq!(page.len(), 50);
     // The wait holds every endpoint back, not only the throttled one.
     c.page(&query(Endpoint::Recommendations, 5)).await.unwrap();
     let reqs = api_requests(&sb);
@@ -179,12 +178,8 @@ async fn resets_cut_off_bodies_and_5xx_are_retried_to_a_whole_page() {
     f.truncate_next(1);
     f.fail_next(2, 503);
     let page = c.page(&query(Endpoint::Alerts, 100)).await.unwrap();
-    let raw = |p: &defender_ingest::api::Page| {
-        p.records
-            .iter()
-            .map(|r| r.get().to_string())
-            .collect::<Vec<_>>()
-    };
+    let raw =
+        |p: &defender_ingest::api::Page| p.records().map(|r| r.to_string()).collect::<Vec<_>>();
     assert_eq!(raw(&page), raw(&clean), "never a partial page");
     // reset, 503, 503, cut-off body, then the whole page.
     assert_eq!(c.calls(), 1 + 5);
@@ -208,7 +203,7 @@ async fn a_slow_answer_times_out_and_is_retried() {
     );
     sb.faults().slow_next(1, Duration::from_secs(3));
     let page = c.page(&query(Endpoint::Investigations, 5)).await.unwrap();
-    assert_eq!(page.records.len(), 5);
+    assert_eq!(page.len(), 5);
     assert_eq!(c.calls(), 2);
 }
 
@@ -372,14 +367,7 @@ async fn an_untrusted_certificate_is_not_retried_and_says_what_to_do() {
         Arc::new(Session::with_token(token)),
         quick(),
     );
-    assert_eq!(
-        c.page(&query(Endpoint::Alerts, 3))
-            .await
-            .unwrap()
-            .records
-            .len(),
-        3
-    );
+    assert_eq!(c.page(&query(Endpoint::Alerts, 3)).await.unwrap().len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -388,7 +376,7 @@ async fn next_link_is_followed_on_the_same_host() {
     sb.faults().next_link(true);
     let c = client(&sb, quick()).await;
     let first = c.page(&query(Endpoint::Alerts, 150)).await.unwrap();
-    let mut seen: HashSet<String> = first.records.iter().map(|r| r.get().to_string()).collect();
+    let mut seen: HashSet<String> = first.records().map(|r| r.to_string()).collect();
     let mut next = first.next_link;
     while let Some(url) = next {
         let p = c
@@ -398,7 +386,7 @@ async fn next_link_is_followed_on_the_same_host() {
             })
             .await
             .unwrap();
-        seen.extend(p.records.iter().map(|r| r.get().to_string()));
+        seen.extend(p.records().map(|r| r.to_string()));
         next = p.next_link;
     }
     assert_eq!(seen.len(), sb.config().alerts);

@@ -391,7 +391,7 @@ impl DefenderClient {
                 retry_after: None,
             };
         }
-        match page::parse(&body, &self.base) {
+        match page::parse(body, &self.base) {
             Ok(p) => Outcome::Page(p),
             Err(PageError::CutOff(d)) => Outcome::Retry {
                 detail: d,

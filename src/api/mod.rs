@@ -18,7 +18,7 @@ pub use budget::Budget;
 pub use client::{DefenderClient, Limits};
 pub use endpoint::Endpoint;
 
-use serde_json::value::RawValue;
+use std::ops::Range;
 use url::Url;
 
 use crate::exit::Exit;
@@ -109,10 +109,62 @@ pub enum PageRequest {
     Next { endpoint: Endpoint, url: Url },
 }
 
-/// One page, as the API returned it: each record kept as its raw JSON text, so
-/// it can be written out exactly as received.
+/// One page, as the API returned it: the response body, kept whole, and where
+/// each record's raw JSON text sits in it, so records are written out exactly as
+/// received without a copy of each (a page costs its body, not twice that).
 #[derive(Debug)]
 pub struct Page {
-    pub records: Vec<Box<RawValue>>,
+    body: String,
+    spans: Vec<Range<usize>>,
     pub next_link: Option<Url>,
+}
+
+impl Page {
+    /// A page over `body`, whose records are the given byte ranges of it. Each
+    /// range must be a JSON value inside `body` (the parser guarantees it).
+    pub(crate) fn from_spans(
+        body: String,
+        spans: Vec<Range<usize>>,
+        next_link: Option<Url>,
+    ) -> Page {
+        debug_assert!(spans.iter().all(|r| body.get(r.clone()).is_some()));
+        Page {
+            body,
+            spans,
+            next_link,
+        }
+    }
+
+    /// A page of the given records (each a JSON object's text), as a test
+    /// source or another producer would hand out.
+    pub fn from_records<S: AsRef<str>>(
+        records: impl IntoIterator<Item = S>,
+        next_link: Option<Url>,
+    ) -> Page {
+        let (mut body, mut spans) = (String::new(), Vec::new());
+        for r in records {
+            let start = body.len();
+            body.push_str(r.as_ref());
+            spans.push(start..body.len());
+        }
+        Page::from_spans(body, spans, next_link)
+    }
+
+    /// Each record's raw JSON text, in the order the API sent them.
+    pub fn records(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.spans.iter().map(|r| &self.body[r.clone()])
+    }
+
+    /// Record `i`'s raw JSON text.
+    pub fn record(&self, i: usize) -> &str {
+        &self.body[self.spans[i].clone()]
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
 }

@@ -6,6 +6,9 @@
 //! partial page. Records are kept as their raw JSON text, so memory is bounded
 //! by one page and output is byte-for-byte what the API sent.
 
+use std::borrow::Cow;
+use std::ops::Range;
+
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use url::Url;
@@ -32,42 +35,69 @@ impl PageError {
 }
 
 #[derive(Deserialize)]
-struct Body {
-    value: Vec<Box<RawValue>>,
-    #[serde(rename = "@odata.nextLink", default)]
-    next_link: Option<String>,
+struct Body<'a> {
+    #[serde(borrow)]
+    value: Vec<&'a RawValue>,
+    #[serde(rename = "@odata.nextLink", borrow, default)]
+    next_link: Option<Cow<'a, str>>,
 }
 
 /// Parse a complete body. `api_base` decides which `nextLink`s may be followed.
-pub fn parse(body: &[u8], api_base: &Url) -> Result<Page, PageError> {
-    let parsed: Body = serde_json::from_slice(body).map_err(|e| {
-        if e.is_eof() {
-            PageError::CutOff(format!(
-                "the body ends early after {} bytes ({e})",
-                body.len()
-            ))
-        } else {
-            PageError::NotAPage(format!("{e}; the body starts with {}", preview(body)))
+/// The page keeps `body` and points into it; records are not copied.
+pub fn parse(body: impl Into<Vec<u8>>, api_base: &Url) -> Result<Page, PageError> {
+    let body = String::from_utf8(body.into()).map_err(|e| {
+        let (valid, len) = (e.utf8_error().valid_up_to(), e.as_bytes().len());
+        let detail = format!("the body is not UTF-8 after {valid} of {len} bytes");
+        match e.utf8_error().error_len() {
+            // A character cut in two at the very end: the body was cut off.
+            None => PageError::CutOff(detail),
+            Some(_) => PageError::NotAPage(format!(
+                "{detail}; it starts with {}",
+                preview(e.as_bytes())
+            )),
         }
     })?;
-    if let Some((i, _)) = parsed
-        .value
-        .iter()
-        .enumerate()
-        .find(|(_, r)| !r.get().starts_with('{'))
-    {
-        return Err(PageError::NotAPage(format!(
-            "record {i} of `value` is not a JSON object"
-        )));
-    }
-    let next_link = match parsed.next_link.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(s) => Some(check_next_link(s, api_base)?),
+    let (spans, next_link) = {
+        let parsed: Body = serde_json::from_str(&body).map_err(|e| {
+            if e.is_eof() {
+                PageError::CutOff(format!(
+                    "the body ends early after {} bytes ({e})",
+                    body.len()
+                ))
+            } else {
+                PageError::NotAPage(format!(
+                    "{e}; the body starts with {}",
+                    preview(body.as_bytes())
+                ))
+            }
+        })?;
+        if let Some((i, _)) = parsed
+            .value
+            .iter()
+            .enumerate()
+            .find(|(_, r)| !r.get().starts_with('{'))
+        {
+            return Err(PageError::NotAPage(format!(
+                "record {i} of `value` is not a JSON object"
+            )));
+        }
+        let next_link = match parsed.next_link.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => Some(check_next_link(s, api_base)?),
+        };
+        let base = body.as_ptr() as usize;
+        let spans: Vec<Range<usize>> = parsed
+            .value
+            .iter()
+            .map(|r| {
+                // Borrowed from `body`, so the offset is the distance between the pointers.
+                let start = r.get().as_ptr() as usize - base;
+                start..start + r.get().len()
+            })
+            .collect();
+        (spans, next_link)
     };
-    Ok(Page {
-        records: parsed.value,
-        next_link,
-    })
+    Ok(Page::from_spans(body, spans, next_link))
 }
 
 /// A `nextLink` is followed only to the API base's own scheme, host and port,
@@ -126,11 +156,23 @@ mod tests {
         let body =
             br#"{"@odata.context":"x","value":[{"id":"a","n":1.50,"s":"\u00e9"},{"id":"b"}]}"#;
         let page = parse(body, &base()).unwrap();
-        assert_eq!(page.records.len(), 2);
-        assert_eq!(page.records[0].get(), r#"{"id":"a","n":1.50,"s":"\u00e9"}"#);
+        assert_eq!(page.len(), 2);
+        let records: Vec<&str> = page.records().collect();
+        assert_eq!(
+            records,
+            [r#"{"id":"a","n":1.50,"s":"\u00e9"}"#, r#"{"id":"b"}"#]
+        );
         assert!(page.next_link.is_none());
         let empty = parse(br#"{"value":[]}"#, &base()).unwrap();
-        assert!(empty.records.is_empty());
+        assert!(empty.is_empty());
+        // Whitespace and escapes around and inside records are kept as sent.
+        let spaced = parse(
+            &b"{ \"value\" : [ {\"a\": \"x\\\"]\"} ,\n{\"b\":[1, {}]} ] }"[..],
+            &base(),
+        )
+        .unwrap();
+        let records: Vec<&str> = spaced.records().collect();
+        assert_eq!(records, [r#"{"a": "x\"]"}"#, r#"{"b":[1, {}]}"#]);
     }
 
     #[test]
@@ -142,6 +184,17 @@ mod tests {
                 "{cut}"
             );
         }
+        // Cut inside a multi-byte character: still a cut-off body.
+        let e = "{\"value\":[{\"id\":\"é\"}]}".as_bytes();
+        let mid = e.iter().position(|&b| b >= 0x80).unwrap() + 1;
+        assert!(matches!(
+            parse(&e[..mid], &base()),
+            Err(PageError::CutOff(_))
+        ));
+        assert!(matches!(
+            parse(&b"{\"value\":[\xff]}"[..], &base()),
+            Err(PageError::NotAPage(_))
+        ));
         for bad in [
             &b"<html><body>Proxy error</body></html>"[..],
             br#"{"values":[]}"#,

@@ -14,8 +14,9 @@ use crate::cli::PullArgs;
 use crate::exit::UsageError;
 use crate::progress::Progress;
 use crate::pull::sink::{Recovery, Sink};
+use crate::pull::writer::Writer;
 use crate::pull::{self, EndpointOutcome, Options, PageSource};
-use crate::state::LockMode;
+use crate::state::{LockMode, Snapshot, StateError};
 use crate::{Context, Exit, net, time};
 
 /// Where a first pull starts when `--since` is not given.
@@ -61,19 +62,31 @@ fn plan(args: &PullArgs) -> Result<Plan, UsageError> {
 pub async fn run(ctx: &Context, args: &PullArgs) -> anyhow::Result<Exit> {
     let started = StdInstant::now();
     let plan = plan(args)?;
-    if !ctx.store.load_existing(&ctx.profile)?.enabled {
+    let mut snapshot =
+        ctx.store
+            .load_snapshot(&ctx.profile)?
+            .ok_or_else(|| StateError::NoProfile {
+                profile: ctx.profile.clone(),
+                dir: ctx.store.dir().to_path_buf(),
+            })?;
+    if !snapshot.profile.enabled {
         return Ok(disabled(ctx));
     }
     let _lock = ctx.store.lock(&ctx.profile, LockMode::Pull)?;
-    // Read again under the lock: a pull that just finished may have moved it.
-    let profile = ctx.store.load_existing(&ctx.profile)?;
-    if !profile.enabled {
+    // Read again under the lock: a pull that just finished may have moved it
+    // (parsed again only if the file changed).
+    ctx.store.refresh(&ctx.profile, &mut snapshot)?;
+    if !snapshot.profile.enabled {
         return Ok(disabled(ctx));
     }
+    let profile = snapshot.profile.clone();
 
     let api_base = net::parse_base_url("the profile's api_url", &profile.connection.api_url)?;
-    net::parse_base_url("the profile's login_url", &profile.connection.login_url)?;
-    let http = net::client(&ctx.http)?;
+    let login_base = net::parse_base_url("the profile's login_url", &profile.connection.login_url)?;
+    let mut http_opts = ctx.http.clone();
+    // nextLinks are followed to the API's own scheme only, and redirects never.
+    http_opts.plain_http_only = api_base.scheme() == "http" && login_base.scheme() == "http";
+    let http = net::client(&http_opts)?;
     let session = Session::for_profile(&profile, ctx.secrets.clone(), http.clone()).await?;
     let client = DefenderClient::new(
         http,
@@ -92,7 +105,25 @@ pub async fn run(ctx: &Context, args: &PullArgs) -> anyhow::Result<Exit> {
             "--since applies to a profile's first pull only; this one continues from its position"
         );
     }
-    let (mut sink, output_key) = open_sink(ctx, &profile, plan.output.as_deref())?;
+    let (sink, output_key) = open_sink(&snapshot, plan.output.as_deref())?;
+    let store = &ctx.store;
+    let name = ctx.profile.as_str();
+    let mut writer = Writer::new(sink);
+    if let Some(key) = output_key.clone() {
+        // Before the first line, record where this pull starts appending, so a
+        // crash's lines are cut off next time. A pull that writes nothing
+        // leaves the state file alone until its commit.
+        let snapshot = &mut snapshot;
+        writer = writer.with_first_write(move |sink| {
+            if let Some(mark) = sink.mark()? {
+                store.update_from(name, snapshot, |p| {
+                    p.outputs.insert(key, mark);
+                    Ok(())
+                })?;
+            }
+            Ok(())
+        });
+    }
     let mut outcomes: Vec<EndpointOutcome> = Vec::new();
     for endpoint in Endpoint::ALL {
         let prior = profile
@@ -106,7 +137,7 @@ pub async fn run(ctx: &Context, args: &PullArgs) -> anyhow::Result<Exit> {
             &prior,
             &plan.opts,
             &profile.connection.tenant_id,
-            &mut sink,
+            &mut writer,
             |n| progress.inc(n),
         )
         .await;
@@ -115,9 +146,9 @@ pub async fn run(ctx: &Context, args: &PullArgs) -> anyhow::Result<Exit> {
     }
 
     // The output first, durable; then the state, atomically.
-    let mark = sink.commit()?;
+    let mark = writer.finish().await?.commit()?;
     let finished = time::rfc3339(Utc::now());
-    ctx.store.update(&ctx.profile, |p| {
+    ctx.store.update_from(&ctx.profile, &mut snapshot, |p| {
         for o in &outcomes {
             let st = p.endpoint_mut(o.endpoint.name());
             *st = o.state.clone();
@@ -146,18 +177,13 @@ fn disabled(ctx: &Context) -> Exit {
     Exit::Ok
 }
 
-/// Open the output, undo what an interrupted pull left in it, and record where
-/// this pull starts appending before writing anything.
-fn open_sink(
-    ctx: &Context,
-    profile: &crate::state::Profile,
-    output: Option<&Path>,
-) -> anyhow::Result<(Sink, Option<String>)> {
+/// Open the output and undo what an interrupted pull left in it.
+fn open_sink(snapshot: &Snapshot, output: Option<&Path>) -> anyhow::Result<(Sink, Option<String>)> {
     let Some(path) = output else {
         return Ok((Sink::stdout(), None));
     };
     let key = path.display().to_string();
-    let (mut sink, recovery) = Sink::open_file(path, profile.outputs.get(&key))?;
+    let (sink, recovery) = Sink::open_file(path, snapshot.profile.outputs.get(&key))?;
     match recovery {
         Recovery::Truncated { from, to } => tracing::warn!(
             "{key}: removed {} bytes written by a pull that did not finish; they are fetched again now",
@@ -167,12 +193,6 @@ fn open_sink(
             "{key} was rotated or replaced since the last pull; appending to the new file"
         ),
         Recovery::Clean => {}
-    }
-    if let Some(mark) = sink.mark()? {
-        ctx.store.update(&ctx.profile, |p| {
-            p.outputs.insert(key.clone(), mark);
-            Ok(())
-        })?;
     }
     Ok((sink, Some(key)))
 }

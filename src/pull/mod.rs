@@ -15,9 +15,11 @@
 //! [`sink`]); a pull that fails leaves it as it was.
 
 pub mod record;
+mod scan;
 pub mod seen;
 pub mod sink;
 pub mod walk;
+pub mod writer;
 
 use std::collections::HashSet;
 
@@ -30,8 +32,9 @@ use crate::state::EndpointState;
 use crate::time::{self, Timestamp};
 use record::RecordHead;
 use seen::Seen;
-use sink::{Envelope, Sink, SinkError};
+use sink::{Envelope, SinkError};
 use walk::{PageFacts, Walk};
+use writer::{Batch, Writer};
 
 /// Anything that hands out pages: the Defender API client, in production.
 pub trait PageSource {
@@ -44,6 +47,8 @@ pub enum PullError {
     Api(#[from] ApiError),
     #[error(transparent)]
     Sink(#[from] SinkError),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
     #[error(
         "the API sent {endpoint} a record that is not a JSON object ({detail}); nothing of this pull was committed"
     )]
@@ -55,6 +60,7 @@ impl PullError {
         match self {
             PullError::Api(e) => e.exit(),
             PullError::Sink(e) => e.exit(),
+            PullError::State(e) => e.exit(),
             PullError::BadRecord { .. } => Exit::Unavailable,
         }
     }
@@ -101,15 +107,17 @@ pub struct EndpointOutcome {
     pub complete: bool,
 }
 
-/// Pull one endpoint into `sink`, starting from `prior`. Writes lines; does not
-/// commit the sink or the state (the caller does both, in that order).
+/// Pull one endpoint into `writer`, starting from `prior`. Hands lines to the
+/// writer (the last page may still be being written on return); does not
+/// commit the sink or the state (the caller finishes the writer, commits the
+/// sink, then the state, in that order).
 pub async fn pull_endpoint<S: PageSource>(
     source: &S,
     endpoint: Endpoint,
     prior: &EndpointState,
     opts: &Options,
     tenant_id: &str,
-    sink: &mut Sink,
+    writer: &mut Writer<'_>,
     mut on_page: impl FnMut(u64),
 ) -> Result<EndpointOutcome, PullError> {
     let mut state = prior.clone();
@@ -146,14 +154,14 @@ pub async fn pull_endpoint<S: PageSource>(
             complete = false;
             break;
         }
-        let page = source.page(&req).await?;
+        let mut page = source.page(&req).await?;
         pages += 1;
         let fetched_at = time::rfc3339_seconds(chrono::Utc::now());
         let prefix = Envelope::prefix(endpoint.kind(), tenant_id, &fetched_at);
-        let envelope = Envelope::new(&prefix);
         times.clear();
         let (mut had_new, mut signature) = (false, 0u128);
-        for raw in &page.records {
+        let mut picks = Vec::new();
+        for (i, raw) in page.records().enumerate() {
             let head = RecordHead::read(endpoint, raw)
                 .map_err(|detail| PullError::BadRecord { endpoint, detail })?;
             times.push(head.time);
@@ -165,20 +173,28 @@ pub async fn pull_endpoint<S: PageSource>(
                 newest = Some(newest.map_or(t, |n| n.max(t)));
             }
             if !seen.contains(&head) {
-                sink.write_record(&envelope, raw)?;
+                picks.push(i);
                 seen.remember(&head, newest);
                 written += 1;
                 had_new = true;
             }
         }
-        read += page.records.len() as u64;
-        on_page(page.records.len() as u64);
+        read += page.len() as u64;
+        on_page(page.len() as u64);
         walk.advance(PageFacts {
             times: &times,
             had_new,
-            next_link: page.next_link,
+            next_link: page.next_link.take(),
             signature,
         });
+        // The next request is known now: write this page while it is fetched.
+        writer
+            .write(Batch {
+                page,
+                prefix,
+                picks,
+            })
+            .await?;
         // Memory only: a backfill would otherwise remember every record it
         // wrote until the end. Forget now what the final `forget_before` below
         // would forget anyway and this walk cannot be served again (older than

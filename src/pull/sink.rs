@@ -12,8 +12,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Stdout, Write};
 use std::path::{Path, PathBuf};
 
-use serde_json::value::RawValue;
-
 use crate::exit::Exit;
 use crate::state::OutputMark;
 
@@ -145,7 +143,7 @@ impl Sink {
     }
 
     /// Write one output line: the contract's envelope around the raw record.
-    pub fn write_record(&mut self, line: &Envelope<'_>, data: &RawValue) -> Result<(), SinkError> {
+    pub fn write_record(&mut self, line: &Envelope<'_>, data: &str) -> Result<(), SinkError> {
         let result = match self {
             Sink::Stdout(w) => line.write(w, data),
             Sink::File(f) => line.write(&mut f.out, data),
@@ -224,10 +222,10 @@ impl<'a> Envelope<'a> {
         Envelope { prefix }
     }
 
-    fn write<W: Write>(&self, w: &mut W, data: &RawValue) -> io::Result<()> {
+    fn write<W: Write>(&self, w: &mut W, data: &str) -> io::Result<()> {
         w.write_all(self.prefix.as_bytes())?;
-        let raw = data.get().as_bytes();
-        if raw.iter().any(|&b| b == b'\n' || b == b'\r') {
+        let raw = data.as_bytes();
+        if memchr::memchr2(b'\n', b'\r', raw).is_some() {
             write_compact(w, raw)?;
         } else {
             w.write_all(raw)?;
@@ -265,14 +263,10 @@ fn write_compact<W: Write>(w: &mut W, raw: &[u8]) -> io::Result<()> {
 mod tests {
     use super::*;
 
-    fn raw(s: &str) -> Box<RawValue> {
-        RawValue::from_string(s.to_string()).unwrap()
-    }
-
     fn line(data: &str) -> String {
         let prefix = Envelope::prefix("alert", "contoso", "2026-12-03T15:00:00Z");
         let mut buf = Vec::new();
-        Envelope::new(&prefix).write(&mut buf, &raw(data)).unwrap();
+        Envelope::new(&prefix).write(&mut buf, data).unwrap();
         String::from_utf8(buf).unwrap()
     }
 
@@ -307,8 +301,7 @@ mod tests {
         let start = sink.mark().unwrap().unwrap();
         assert_eq!(start.pending_from, Some(10));
         let prefix = Envelope::prefix("alert", "t", "x");
-        sink.write_record(&Envelope::new(&prefix), &raw("{}"))
-            .unwrap();
+        sink.write_record(&Envelope::new(&prefix), "{}").unwrap();
         let done = sink.commit().unwrap().unwrap();
         assert!(done.committed_len > 10 && done.pending_from.is_none());
         drop(sink);

@@ -4,8 +4,7 @@
 
 use std::cell::RefCell;
 
-use serde_json::value::RawValue;
-
+use super::sink::Sink;
 use super::*;
 
 struct Pages {
@@ -54,17 +53,13 @@ impl PageSource for Pages {
             .take((q.top as usize).min(self.cap))
             .map(|(id, t, body)| {
                 let field = q.endpoint.time_field().unwrap_or("x");
-                RawValue::from_string(format!(
+                format!(
                     r#"{{"id":"{id}","{field}":"{}","body":"{body}"}}"#,
                     time::odata(t)
-                ))
-                .unwrap()
+                )
             })
-            .collect();
-        Ok(Page {
-            records,
-            next_link: None,
-        })
+            .collect::<Vec<_>>();
+        Ok(Page::from_records(records, None))
     }
 }
 
@@ -75,13 +70,14 @@ async fn run(
 ) -> (EndpointOutcome, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("out.jsonl");
-    let (mut sink, _) = Sink::open_file(&path, None).unwrap();
+    let (sink, _) = Sink::open_file(&path, None).unwrap();
+    let mut writer = Writer::new(sink);
     let mut opts = Options::new(time::parse("2026-11-01T00:00:00Z").unwrap());
     opts.top = 10_000;
-    let out = pull_endpoint(source, endpoint, prior, &opts, "t", &mut sink, |_| {})
+    let out = pull_endpoint(source, endpoint, prior, &opts, "t", &mut writer, |_| {})
         .await
         .unwrap();
-    sink.commit().unwrap();
+    writer.finish().await.unwrap().commit().unwrap();
     let lines = std::fs::read_to_string(&path)
         .unwrap()
         .lines()

@@ -94,6 +94,13 @@ pub fn default_dir() -> Result<PathBuf, StateError> {
         .unwrap_or_else(|| dirs.data_local_dir().to_path_buf()))
 }
 
+/// A profile as read from its file, with the file's text.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub text: String,
+    pub profile: Profile,
+}
+
 /// The state directory and the profiles in it.
 #[derive(Debug, Clone)]
 pub struct StateStore {
@@ -140,13 +147,44 @@ impl StateStore {
 
     /// Read a profile; `Ok(None)` when it has never been created.
     pub fn load(&self, name: &str) -> Result<Option<Profile>, StateError> {
+        Ok(self.load_snapshot(name)?.map(|s| s.profile))
+    }
+
+    /// Read a profile together with the text it was parsed from, so that a
+    /// later [`StateStore::refresh`] or [`StateStore::update_from`] can skip
+    /// parsing the file again when it has not changed.
+    pub fn load_snapshot(&self, name: &str) -> Result<Option<Snapshot>, StateError> {
         let path = self.profile_path(name)?;
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StateError::io("read", &path, e)),
+        let Some(text) = self.read_text(&path)? else {
+            return Ok(None);
         };
-        Profile::parse(&text, &path).map(Some)
+        let profile = Profile::parse(&text, &path)?;
+        Ok(Some(Snapshot { text, profile }))
+    }
+
+    /// Bring `known` up to date with the file: parsed again only if its text changed.
+    pub fn refresh(&self, name: &str, known: &mut Snapshot) -> Result<(), StateError> {
+        let path = self.profile_path(name)?;
+        match self.read_text(&path)? {
+            None => Err(StateError::NoProfile {
+                profile: name.to_string(),
+                dir: self.dir.clone(),
+            }),
+            Some(text) if text == known.text => Ok(()),
+            Some(text) => {
+                known.profile = Profile::parse(&text, &path)?;
+                known.text = text;
+                Ok(())
+            }
+        }
+    }
+
+    fn read_text(&self, path: &Path) -> Result<Option<String>, StateError> {
+        match fs::read_to_string(path) {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StateError::io("read", path, e)),
+        }
     }
 
     /// Read a profile that must exist.
@@ -183,6 +221,30 @@ impl StateStore {
         })
     }
 
+    /// Like [`StateStore::update`], but starting from a snapshot this process
+    /// read before: when the file still holds that text it is not parsed
+    /// again (a large `seen` map makes parsing the main cost of a no-op pull).
+    /// `known` is left holding what the file holds afterwards.
+    pub fn update_from<T>(
+        &self,
+        name: &str,
+        known: &mut Snapshot,
+        f: impl FnOnce(&mut Profile) -> Result<T, StateError>,
+    ) -> Result<T, StateError> {
+        self.ensure_dir()?;
+        let _guard = self.lock(name, LockMode::State)?;
+        self.refresh(name, known)?;
+        let mut profile = known.profile.clone();
+        let out = f(&mut profile)?;
+        if profile != known.profile {
+            let path = self.profile_path(name)?;
+            let text = profile.to_toml();
+            write_atomic(&path, text.as_bytes()).map_err(|e| StateError::io("write", &path, e))?;
+            *known = Snapshot { text, profile };
+        }
+        Ok(out)
+    }
+
     /// Like [`StateStore::update`], but the closure also sees a profile that does
     /// not exist yet (`None`) and may create it by filling the option in.
     pub fn update_or_create<T>(
@@ -193,10 +255,10 @@ impl StateStore {
         self.ensure_dir()?;
         let _guard = self.lock(name, LockMode::State)?;
         let mut current = self.load(name)?;
-        let before = current.as_ref().map(Profile::to_toml);
+        let before = current.clone();
         let out = f(&mut current)?;
         if let Some(p) = &current
-            && before.as_deref() != Some(p.to_toml().as_str())
+            && before.as_ref() != Some(p)
         {
             self.save(p)?;
         }

@@ -110,31 +110,36 @@ impl Profile {
         self.endpoints.entry(name.to_string()).or_default()
     }
 
-    /// Parse the file's text; errors name the file and the line.
+    /// Parse the file's text; errors name the file and the line. The file is
+    /// parsed once; only a file that does not parse is looked at again, to
+    /// report a newer schema as such rather than as "unknown field".
     pub fn parse(text: &str, path: &Path) -> Result<Profile, StateError> {
-        // Check the version first, so a newer file is reported as such rather
-        // than as "unknown field".
-        if let Ok(table) = text.parse::<toml::Table>()
-            && let Some(v) = table.get("schema_version").and_then(|v| v.as_integer())
-            && v > SCHEMA_VERSION as i64
-        {
-            return Err(StateError::TooNew {
-                path: path.to_path_buf(),
-                found: v as u32,
-                supported: SCHEMA_VERSION,
-            });
-        }
-        toml::from_str::<Profile>(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
-                .unwrap_or(1);
-            StateError::Corrupt {
-                path: path.to_path_buf(),
-                line,
-                message: e.message().to_string(),
+        let too_new = |found: i64| StateError::TooNew {
+            path: path.to_path_buf(),
+            found: found as u32,
+            supported: SCHEMA_VERSION,
+        };
+        match toml::from_str::<Profile>(text) {
+            Ok(p) if p.schema_version > SCHEMA_VERSION => Err(too_new(p.schema_version as i64)),
+            Ok(p) => Ok(p),
+            Err(e) => {
+                if let Ok(table) = text.parse::<toml::Table>()
+                    && let Some(v) = table.get("schema_version").and_then(|v| v.as_integer())
+                    && v > SCHEMA_VERSION as i64
+                {
+                    return Err(too_new(v));
+                }
+                let line = e
+                    .span()
+                    .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+                    .unwrap_or(1);
+                Err(StateError::Corrupt {
+                    path: path.to_path_buf(),
+                    line,
+                    message: e.message().to_string(),
+                })
             }
-        })
+        }
     }
 
     pub fn to_toml(&self) -> String {
