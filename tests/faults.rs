@@ -341,13 +341,7 @@ fn a_revoked_refresh_token_exits_3_and_nothing_is_lost_after_authorize() {
     authorize_in_browser(&sb, &env);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("out.jsonl");
-    let pull = || {
-        env.cmd()
-            .args(["pull", "--since", "60d", "--output"])
-            .arg(&file)
-            .output()
-            .unwrap()
-    };
+    let pull = || env.pull_to(&file);
     ok(&pull());
     let t = sb.tenant();
     t.add_alerts(6);

@@ -270,13 +270,7 @@ fn after_the_keyring_is_emptied_pull_exits_3_and_says_to_authorize() {
     env.cmd().arg("enable").assert().success();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("out.jsonl");
-    let pull = || {
-        env.cmd()
-            .args(["pull", "--since", "60d", "--output"])
-            .arg(&file)
-            .output()
-            .unwrap()
-    };
+    let pull = || env.pull_to(&file);
     ok(&pull());
     let written = std::fs::read(&file).unwrap();
     assert!(!written.is_empty());

@@ -4,29 +4,15 @@ use std::fs;
 
 use crate::common::Env;
 
-const PROFILE: &str = r#"schema_version = 1
-name = "default"
-enabled = false
-authorized_at = "2026-12-03T10:00:00Z"
-
-[connection]
-tenant_id = "contoso.onmicrosoft.com"
-client_id = "11111111-2222-3333-4444-555555555555"
-cloud = "global"
-flow = "browser"
-login_url = "https://login.microsoftonline.com"
-api_url = "https://api.securitycenter.microsoft.com"
-scope = "https://api.securitycenter.microsoft.com/.default"
-
-[endpoints.alerts]
-cursor = "2026-12-03T09:59:59.1234567Z"
-last_pull = "2026-12-03T10:00:01Z"
-"#;
+/// The shared sample profile, as the tests below write it by hand.
+fn profile() -> String {
+    crate::common::sample_profile("default", None)
+}
 
 fn seeded() -> Env {
     let env = Env::new();
     fs::create_dir_all(&env.state_dir).unwrap();
-    fs::write(env.profile_file("default"), PROFILE).unwrap();
+    fs::write(env.profile_file("default"), profile()).unwrap();
     env
 }
 
@@ -62,7 +48,7 @@ fn enable_disable_round_trip_keeps_everything_else() {
 fn corrupt_state_exits_1_names_the_file_and_is_untouched() {
     let env = seeded();
     let path = env.profile_file("default");
-    let broken = PROFILE.replace("enabled = false", "enabled = fals");
+    let broken = profile().replace("enabled = false", "enabled = fals");
     fs::write(&path, &broken).unwrap();
     for args in [&["enable"][..], &["disable"], &["status", "--json"]] {
         let out = env.cmd().args(args).output().unwrap();
@@ -92,7 +78,7 @@ fn global_options_work_after_the_subcommand() {
     fs::create_dir_all(&other).unwrap();
     fs::write(
         other.join("prod.toml"),
-        PROFILE.replace("name = \"default\"", "name = \"prod\""),
+        profile().replace("name = \"default\"", "name = \"prod\""),
     )
     .unwrap();
     env.cmd()

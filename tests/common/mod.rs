@@ -57,6 +57,15 @@ impl Env {
         c
     }
 
+    /// `pull --since 60d --output FILE`, run to the end.
+    pub fn pull_to(&self, file: &Path) -> std::process::Output {
+        self.cmd()
+            .args(["pull", "--since", "60d", "--output"])
+            .arg(file)
+            .output()
+            .unwrap()
+    }
+
     pub fn profile_file(&self, profile: &str) -> PathBuf {
         self.state_dir.join(format!("{profile}.toml"))
     }
