@@ -67,6 +67,17 @@ pub struct GlobalArgs {
     pub net: NetArgs,
 }
 
+impl GlobalArgs {
+    /// -1 for `-q`, 0 by default, 1..=3 for `-v`, `-vv`, `-vvv`.
+    pub fn verbosity(&self) -> i8 {
+        if self.quiet {
+            -1
+        } else {
+            self.verbose.min(3) as i8
+        }
+    }
+}
+
 /// How to reach Microsoft (or the sandbox).
 #[derive(Debug, Clone, Args, Default)]
 pub struct NetArgs {

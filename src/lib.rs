@@ -54,11 +54,7 @@ impl Context {
             store: state::StateStore::open(global.state_dir.as_deref())?,
             http: net::HttpOptions::from_args(&global.net),
             secrets: Arc::new(secrets::KeyringStore::new()),
-            verbosity: if global.quiet {
-                -1
-            } else {
-                global.verbose.min(3) as i8
-            },
+            verbosity: global.verbosity(),
             browser: None,
         })
     }
@@ -87,12 +83,7 @@ pub fn init_logging(verbosity: i8) {
 
 /// Run a parsed command line to completion.
 pub fn run(cli: cli::Cli) -> anyhow::Result<Exit> {
-    let verbosity = if cli.global.quiet {
-        -1
-    } else {
-        cli.global.verbose.min(3) as i8
-    };
-    init_logging(verbosity);
+    init_logging(cli.global.verbosity());
     if let cli::Command::Generate(args) = &cli.command {
         return cmd::generate::run(args);
     }
