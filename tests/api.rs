@@ -375,11 +375,11 @@ async fn next_link_is_followed_on_the_same_host() {
     let sb = spawn(SandboxConfig::default());
     sb.faults().next_link(true);
     let c = client(&sb, quick()).await;
-    let first = c.page(&query(Endpoint::Alerts, 150)).await.unwrap();
+    let mut first = c.page(&query(Endpoint::Alerts, 150)).await.unwrap();
     let mut seen: HashSet<String> = first.records().map(|r| r.to_string()).collect();
-    let mut next = first.next_link;
+    let mut next = first.next_link.take();
     while let Some(url) = next {
-        let p = c
+        let mut p = c
             .page(&PageRequest::Next {
                 endpoint: Endpoint::Alerts,
                 url,
@@ -387,7 +387,7 @@ async fn next_link_is_followed_on_the_same_host() {
             .await
             .unwrap();
         seen.extend(p.records().map(|r| r.to_string()));
-        next = p.next_link;
+        next = p.next_link.take();
     }
     assert_eq!(seen.len(), sb.config().alerts);
     // A nextLink to another host is refused before any request.

@@ -11,14 +11,18 @@ use reqwest::header::{ACCEPT, CONTENT_ENCODING, CONTENT_LENGTH, RETRY_AFTER};
 use tokio::time::Instant;
 use url::Url;
 
-use super::page::{self, PageError};
+use super::page::{self, PageError, PageScan};
 use super::transport::{self, Transport};
-use super::{ApiError, Budget, Endpoint, Page, PageRequest, odata, retry};
+use super::{ApiError, BodyPool, Budget, Endpoint, Page, PageRequest, odata, retry};
 use crate::auth::{AuthError, Session};
 
 /// The most a declared Content-Length makes us reserve up front (a lying
 /// server cannot make us allocate more than this before sending it).
 const MAX_PREALLOC: u64 = 256 << 20;
+
+/// How many new bytes of a body make it worth checking again while it arrives
+/// (a record cut by the end of the bytes so far is checked again next time).
+const CHECK_EVERY: usize = 256 << 10;
 
 /// Microsoft's limits and how patient to be with failures.
 #[derive(Debug, Clone)]
@@ -77,6 +81,7 @@ pub struct DefenderClient {
     budget: Mutex<Budget>,
     calls: AtomicU64,
     deadline: Mutex<Option<Instant>>,
+    bodies: BodyPool,
 }
 
 impl std::fmt::Debug for DefenderClient {
@@ -109,6 +114,7 @@ impl DefenderClient {
         DefenderClient {
             http,
             base: api_base,
+            bodies: BodyPool::default(),
             session,
             budget: Mutex::new(Budget::new(limits.per_minute, limits.per_hour)),
             limits,
@@ -369,30 +375,50 @@ impl DefenderClient {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok())
         };
-        // Read the body chunk by chunk into one buffer sized from Content-Length:
-        // `bytes()` would hold every chunk and then a contiguous copy (twice the page).
+        // Read the body chunk by chunk into one buffer sized from Content-Length
+        // (`bytes()` would hold every chunk and then a contiguous copy: twice
+        // the page), reusing the buffer of a page already written. Check it as
+        // it arrives, so little is left to check after the last byte.
         let mut resp = resp;
-        let mut body = Vec::with_capacity(declared.unwrap_or(1 << 16).min(MAX_PREALLOC) as usize);
+        let capacity = declared.unwrap_or(1 << 16).min(MAX_PREALLOC) as usize;
+        let mut body = self.bodies.take(capacity);
+        let mut scan = PageScan::new(endpoint);
+        let mut checked = 0;
         loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => body.extend_from_slice(&chunk),
                 Ok(None) => break,
-                Err(e) => return self.transport_failure(endpoint, url, &e),
+                Err(e) => {
+                    self.bodies.give(body);
+                    return self.transport_failure(endpoint, url, &e);
+                }
+            }
+            if body.len() - checked >= CHECK_EVERY {
+                checked = body.len();
+                if let Err(e) = scan.feed(&body) {
+                    self.bodies.give(body);
+                    return Outcome::Fail(ApiError::BadResponse {
+                        endpoint,
+                        detail: e.detail().to_string(),
+                    });
+                }
             }
         }
         if let Some(len) = declared
             && len != body.len() as u64
         {
+            let detail = format!(
+                "the body was cut off: {} of {len} bytes arrived",
+                body.len()
+            );
+            self.bodies.give(body);
             return Outcome::Retry {
-                detail: format!(
-                    "the body was cut off: {} of {len} bytes arrived",
-                    body.len()
-                ),
+                detail,
                 retry_after: None,
             };
         }
-        match page::parse(body, &self.base) {
-            Ok(p) => Outcome::Page(p),
+        match scan.finish(body, &self.base) {
+            Ok(p) => Outcome::Page(p.recycle_into(&self.bodies)),
             Err(PageError::CutOff(d)) => Outcome::Retry {
                 detail: d,
                 retry_after: None,

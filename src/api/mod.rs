@@ -6,14 +6,17 @@
 //! 1,500/h), `Retry-After`, retries with backoff, one token refresh on 401, and
 //! turning the API's answers into typed errors.
 
+mod body_pool;
 mod budget;
 mod client;
 mod endpoint;
+pub mod json;
 pub mod odata;
 pub mod page;
 pub mod retry;
 pub(crate) mod transport;
 
+pub use body_pool::BodyPool;
 pub use budget::Budget;
 pub use client::{DefenderClient, Limits};
 pub use endpoint::Endpoint;
@@ -109,45 +112,70 @@ pub enum PageRequest {
     Next { endpoint: Endpoint, url: Url },
 }
 
+/// Where a record's `id` and time field (see [`Endpoint::time_field`]) are in
+/// the page's body, when the record has them at its top level.
+pub type Members = [Option<Range<usize>>; 2];
+
 /// One page, as the API returned it: the response body, kept whole, and where
 /// each record's raw JSON text sits in it, so records are written out exactly as
 /// received without a copy of each (a page costs its body, not twice that).
+/// A page from [`DefenderClient`] gives its body's buffer back to the client
+/// when dropped, for the next page to arrive into.
 #[derive(Debug)]
 pub struct Page {
     body: String,
     spans: Vec<Range<usize>>,
+    members: Vec<Members>,
     pub next_link: Option<Url>,
+    recycle: Option<BodyPool>,
 }
 
 impl Page {
-    /// A page over `body`, whose records are the given byte ranges of it. Each
-    /// range must be a JSON value inside `body` (the parser guarantees it).
+    /// A page over `body`, whose records are the given byte ranges of it, with
+    /// their members. Each range must be a JSON value inside `body` (the
+    /// parser guarantees it).
     pub(crate) fn from_spans(
         body: String,
         spans: Vec<Range<usize>>,
+        members: Vec<Members>,
         next_link: Option<Url>,
     ) -> Page {
         debug_assert!(spans.iter().all(|r| body.get(r.clone()).is_some()));
+        debug_assert_eq!(spans.len(), members.len());
         Page {
             body,
             spans,
+            members,
             next_link,
+            recycle: None,
         }
     }
 
-    /// A page of the given records (each a JSON object's text), as a test
-    /// source or another producer would hand out.
+    /// A page of `endpoint`'s given records (each a JSON object's text), as a
+    /// test source or another producer would hand out; checked like a body.
     pub fn from_records<S: AsRef<str>>(
+        endpoint: Endpoint,
         records: impl IntoIterator<Item = S>,
         next_link: Option<Url>,
-    ) -> Page {
-        let (mut body, mut spans) = (String::new(), Vec::new());
-        for r in records {
-            let start = body.len();
+    ) -> Result<Page, page::PageError> {
+        let mut body = String::from("{\"value\":[");
+        for (i, r) in records.into_iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
             body.push_str(r.as_ref());
-            spans.push(start..body.len());
         }
-        Page::from_spans(body, spans, next_link)
+        body.push_str("]}");
+        let no_links = Url::parse("http://localhost").expect("a URL");
+        let mut page = page::parse(body, endpoint, &no_links)?;
+        page.next_link = next_link;
+        Ok(page)
+    }
+
+    /// Give the body's buffer to `pool` when this page is dropped.
+    pub(crate) fn recycle_into(mut self, pool: &BodyPool) -> Page {
+        self.recycle = Some(pool.clone());
+        self
     }
 
     /// Each record's raw JSON text, in the order the API sent them.
@@ -160,11 +188,24 @@ impl Page {
         &self.body[self.spans[i].clone()]
     }
 
+    /// The raw JSON values of record `i`'s `id` and time field, when present.
+    pub fn members(&self, i: usize) -> [Option<&str>; 2] {
+        self.members[i].clone().map(|r| r.map(|r| &self.body[r]))
+    }
+
     pub fn len(&self) -> usize {
         self.spans.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.spans.is_empty()
+    }
+}
+
+impl Drop for Page {
+    fn drop(&mut self) {
+        if let Some(pool) = self.recycle.take() {
+            pool.give(std::mem::take(&mut self.body).into_bytes());
+        }
     }
 }

@@ -6,14 +6,12 @@
 //! partial page. Records are kept as their raw JSON text, so memory is bounded
 //! by one page and output is byte-for-byte what the API sent.
 
-use std::borrow::Cow;
 use std::ops::Range;
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use url::Url;
 
-use super::Page;
+use super::json::{self, Stop};
+use super::{Endpoint, Members, Page};
 
 /// Why a body is not a page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,70 +32,223 @@ impl PageError {
     }
 }
 
-#[derive(Deserialize)]
-struct Body<'a> {
-    #[serde(borrow)]
-    value: Vec<&'a RawValue>,
-    #[serde(rename = "@odata.nextLink", borrow, default)]
-    next_link: Option<Cow<'a, str>>,
+/// The members read from each record: its `id` and the endpoint's time field
+/// (none for recommendations).
+fn wanted(endpoint: Endpoint) -> [&'static str; 2] {
+    ["id", endpoint.time_field().unwrap_or("")]
 }
 
-/// Parse a complete body. `api_base` decides which `nextLink`s may be followed.
-/// The page keeps `body` and points into it; records are not copied.
-pub fn parse(body: impl Into<Vec<u8>>, api_base: &Url) -> Result<Page, PageError> {
-    let body = String::from_utf8(body.into()).map_err(|e| {
-        let (valid, len) = (e.utf8_error().valid_up_to(), e.as_bytes().len());
-        let detail = format!("the body is not UTF-8 after {valid} of {len} bytes");
-        match e.utf8_error().error_len() {
-            // A character cut in two at the very end: the body was cut off.
-            None => PageError::CutOff(detail),
-            Some(_) => PageError::NotAPage(format!(
-                "{detail}; it starts with {}",
-                preview(e.as_bytes())
-            )),
+/// A body being checked as it arrives. [`PageScan::feed`] takes the bytes so
+/// far and goes as far as complete values allow, so by the time the last byte
+/// is in, almost all of the page has been checked; [`PageScan::finish`] checks
+/// the rest and makes the [`Page`].
+#[derive(Debug)]
+pub struct PageScan {
+    names: [&'static str; 2],
+    /// Everything before this was checked; the phase says what comes next.
+    at: usize,
+    phase: Phase,
+    spans: Vec<Range<usize>>,
+    members: Vec<Members>,
+    next_link: Option<Range<usize>>,
+    has_value: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Before the opening `{`.
+    Open,
+    /// At a member's name.
+    Member,
+    /// At the next record of `value`.
+    Record,
+    /// After a member's value: `,` or `}`.
+    AfterMember,
+    /// After the closing `}`: only whitespace may follow.
+    Closed,
+}
+
+impl PageScan {
+    pub fn new(endpoint: Endpoint) -> PageScan {
+        PageScan {
+            names: wanted(endpoint),
+            at: 0,
+            phase: Phase::Open,
+            spans: Vec::new(),
+            members: Vec::new(),
+            next_link: None,
+            has_value: false,
         }
-    })?;
-    let (spans, next_link) = {
-        let parsed: Body = serde_json::from_str(&body).map_err(|e| {
-            if e.is_eof() {
-                PageError::CutOff(format!(
-                    "the body ends early after {} bytes ({e})",
-                    body.len()
-                ))
-            } else {
-                PageError::NotAPage(format!(
-                    "{e}; the body starts with {}",
-                    preview(body.as_bytes())
-                ))
+    }
+
+    /// Check what can be checked of `body`, the bytes received so far (each
+    /// call with the same bytes and more). A body that cannot become a page is
+    /// refused at once.
+    pub fn feed(&mut self, body: &[u8]) -> Result<(), PageError> {
+        loop {
+            match self.step(body) {
+                Ok(()) => {}
+                Err(Stop::More) => return Ok(()),
+                Err(Stop::Invalid { at, expected }) => {
+                    return Err(PageError::NotAPage(format!(
+                        "not a page: at byte {at} of {}, expected {expected}; the body starts with {}",
+                        body.len(),
+                        preview(body)
+                    )));
+                }
             }
-        })?;
-        if let Some((i, _)) = parsed
-            .value
-            .iter()
-            .enumerate()
-            .find(|(_, r)| !r.get().starts_with('{'))
-        {
-            return Err(PageError::NotAPage(format!(
-                "record {i} of `value` is not a JSON object"
+        }
+    }
+
+    /// Check the rest of the complete `body` and make the page.
+    pub fn finish(mut self, body: Vec<u8>, api_base: &Url) -> Result<Page, PageError> {
+        self.feed(&body)?;
+        if self.phase != Phase::Closed {
+            return Err(PageError::CutOff(format!(
+                "the body ends early after {} bytes",
+                body.len()
             )));
         }
-        let next_link = match parsed.next_link.as_deref().filter(|s| !s.is_empty()) {
+        if !self.has_value {
+            return Err(PageError::NotAPage(format!(
+                "the body has no `value` array of records; it starts with {}",
+                preview(&body)
+            )));
+        }
+        let next_link = match self.next_link {
             None => None,
-            Some(s) => Some(check_next_link(s, api_base)?),
+            Some(raw) => {
+                let link: String = serde_json::from_slice(&body[raw]).map_err(|e| {
+                    PageError::NotAPage(format!("@odata.nextLink is not a URL: {e}"))
+                })?;
+                match link.as_str() {
+                    "" => None,
+                    l => Some(check_next_link(l, api_base)?),
+                }
+            }
         };
-        let base = body.as_ptr() as usize;
-        let spans: Vec<Range<usize>> = parsed
-            .value
-            .iter()
-            .map(|r| {
-                // Borrowed from `body`, so the offset is the distance between the pointers.
-                let start = r.get().as_ptr() as usize - base;
-                start..start + r.get().len()
-            })
-            .collect();
-        (spans, next_link)
-    };
-    Ok(Page::from_spans(body, spans, next_link))
+        // Outside strings only ASCII was accepted; this settles the strings.
+        let body = String::from_utf8(body).map_err(|e| {
+            let (valid, len) = (e.utf8_error().valid_up_to(), e.as_bytes().len());
+            PageError::NotAPage(format!(
+                "the body is not UTF-8 after {valid} of {len} bytes; it starts with {}",
+                preview(e.as_bytes())
+            ))
+        })?;
+        Ok(Page::from_spans(body, self.spans, self.members, next_link))
+    }
+
+    /// One step from `self.at`, taken whole or not at all.
+    fn step(&mut self, b: &[u8]) -> Result<(), Stop> {
+        let (at, phase) = match self.phase {
+            Phase::Open => {
+                let i = ws(b, self.at)?;
+                expect(b, i, b'{', "`{` (a page is a JSON object)")?;
+                let i = ws(b, i + 1)?;
+                match b[i] {
+                    b'}' => (i + 1, Phase::Closed),
+                    _ => (i, Phase::Member),
+                }
+            }
+            Phase::Member => {
+                let i = self.at;
+                expect(b, i, b'"', "a member name")?;
+                let end = json::string(b, i)?;
+                let colon = ws(b, end)?;
+                expect(b, colon, b':', "`:`")?;
+                let v = ws(b, colon + 1)?;
+                let name = &b[i..end];
+                if json::name_is(name, "value") {
+                    if self.has_value {
+                        return Err(invalid(i, "one `value` member, not two"));
+                    }
+                    expect(b, v, b'[', "`[` (`value` is an array of records)")?;
+                    let r = ws(b, v + 1)?;
+                    self.has_value = true;
+                    match b[r] {
+                        b']' => (r + 1, Phase::AfterMember),
+                        _ => (r, Phase::Record),
+                    }
+                } else {
+                    let (end, _) = json::value(b, v, [])?;
+                    if json::name_is(name, "@odata.nextLink") {
+                        self.next_link = match b[v] {
+                            b'"' => Some(v..end),
+                            b'n' => None,
+                            _ => return Err(invalid(v, "a string (the next page's URL)")),
+                        };
+                    }
+                    (end, Phase::AfterMember)
+                }
+            }
+            Phase::Record => {
+                let i = self.at;
+                expect(b, i, b'{', "a JSON object (each record of `value` is one)")?;
+                let (end, found) = json::value(b, i, self.names)?;
+                let j = ws(b, end)?;
+                let next = match b[j] {
+                    b',' => (ws(b, j + 1)?, Phase::Record),
+                    b']' => (j + 1, Phase::AfterMember),
+                    _ => return Err(invalid(j, "`,` or `]`")),
+                };
+                self.spans.push(i..end);
+                self.members.push(found);
+                next
+            }
+            Phase::AfterMember => {
+                let i = ws(b, self.at)?;
+                match b[i] {
+                    b',' => (ws(b, i + 1)?, Phase::Member),
+                    b'}' => (i + 1, Phase::Closed),
+                    _ => return Err(invalid(i, "`,` or `}`")),
+                }
+            }
+            Phase::Closed => {
+                return match ws(b, self.at) {
+                    Ok(i) => Err(invalid(i, "nothing after the page's closing `}`")),
+                    Err(e) => {
+                        self.at = b.len();
+                        Err(e)
+                    }
+                };
+            }
+        };
+        self.at = at;
+        self.phase = phase;
+        Ok(())
+    }
+}
+
+fn invalid(at: usize, expected: &'static str) -> Stop {
+    Stop::Invalid { at, expected }
+}
+
+fn ws(b: &[u8], mut i: usize) -> Result<usize, Stop> {
+    while let Some(c) = b.get(i) {
+        if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+            return Ok(i);
+        }
+        i += 1;
+    }
+    Err(Stop::More)
+}
+
+fn expect(b: &[u8], i: usize, c: u8, expected: &'static str) -> Result<(), Stop> {
+    if b[i] == c {
+        Ok(())
+    } else {
+        Err(invalid(i, expected))
+    }
+}
+
+/// Parse a complete `endpoint` body. `api_base` decides which `nextLink`s may
+/// be followed. The page keeps `body` and points into it; records are not copied.
+pub fn parse(
+    body: impl Into<Vec<u8>>,
+    endpoint: Endpoint,
+    api_base: &Url,
+) -> Result<Page, PageError> {
+    PageScan::new(endpoint).finish(body.into(), api_base)
 }
 
 /// A `nextLink` is followed only to the API base's own scheme, host and port,
@@ -155,7 +306,7 @@ mod tests {
     fn a_page_keeps_records_verbatim() {
         let body =
             br#"{"@odata.context":"x","value":[{"id":"a","n":1.50,"s":"\u00e9"},{"id":"b"}]}"#;
-        let page = parse(body, &base()).unwrap();
+        let page = parse(body, Endpoint::Alerts, &base()).unwrap();
         assert_eq!(page.len(), 2);
         let records: Vec<&str> = page.records().collect();
         assert_eq!(
@@ -163,11 +314,12 @@ mod tests {
             [r#"{"id":"a","n":1.50,"s":"\u00e9"}"#, r#"{"id":"b"}"#]
         );
         assert!(page.next_link.is_none());
-        let empty = parse(br#"{"value":[]}"#, &base()).unwrap();
+        let empty = parse(br#"{"value":[]}"#, Endpoint::Alerts, &base()).unwrap();
         assert!(empty.is_empty());
         // Whitespace and escapes around and inside records are kept as sent.
         let spaced = parse(
             &b"{ \"value\" : [ {\"a\": \"x\\\"]\"} ,\n{\"b\":[1, {}]} ] }"[..],
+            Endpoint::Alerts,
             &base(),
         )
         .unwrap();
@@ -180,7 +332,10 @@ mod tests {
         let full = br#"{"value":[{"id":"a"},{"id":"b"}]}"#;
         for cut in [10, 20, full.len() - 1] {
             assert!(
-                matches!(parse(&full[..cut], &base()), Err(PageError::CutOff(_))),
+                matches!(
+                    parse(&full[..cut], Endpoint::Alerts, &base()),
+                    Err(PageError::CutOff(_))
+                ),
                 "{cut}"
             );
         }
@@ -188,11 +343,11 @@ mod tests {
         let e = "{\"value\":[{\"id\":\"é\"}]}".as_bytes();
         let mid = e.iter().position(|&b| b >= 0x80).unwrap() + 1;
         assert!(matches!(
-            parse(&e[..mid], &base()),
+            parse(&e[..mid], Endpoint::Alerts, &base()),
             Err(PageError::CutOff(_))
         ));
         assert!(matches!(
-            parse(&b"{\"value\":[\xff]}"[..], &base()),
+            parse(&b"{\"value\":[\xff]}"[..], Endpoint::Alerts, &base()),
             Err(PageError::NotAPage(_))
         ));
         for bad in [
@@ -204,20 +359,23 @@ mod tests {
             br#"{"value":[]} trailing"#,
         ] {
             assert!(
-                matches!(parse(bad, &base()), Err(PageError::NotAPage(_))),
+                matches!(
+                    parse(bad, Endpoint::Alerts, &base()),
+                    Err(PageError::NotAPage(_))
+                ),
                 "{}",
                 String::from_utf8_lossy(bad)
             );
         }
-        let html = parse(b"<html>Proxy error</html>", &base()).unwrap_err();
+        let html = parse(b"<html>Proxy error</html>", Endpoint::Alerts, &base()).unwrap_err();
         assert!(html.detail().contains("<html>Proxy error"), "{html:?}");
     }
 
     #[test]
     fn next_link_only_to_the_same_origin() {
         let ok = br#"{"value":[],"@odata.nextLink":"https://API.securitycenter.microsoft.com:443/api/alerts?$skip=10"}"#;
-        let page = parse(ok, &base()).unwrap();
-        assert_eq!(page.next_link.unwrap().query(), Some("$skip=10"));
+        let page = parse(ok, Endpoint::Alerts, &base()).unwrap();
+        assert_eq!(page.next_link.as_ref().unwrap().query(), Some("$skip=10"));
         for foreign in [
             "https://evil.example.com/api/alerts",
             "http://api.securitycenter.microsoft.com/api/alerts",
@@ -226,7 +384,7 @@ mod tests {
             let body = format!(r#"{{"value":[],"@odata.nextLink":"{foreign}"}}"#);
             assert!(
                 matches!(
-                    parse(body.as_bytes(), &base()),
+                    parse(body.as_bytes(), Endpoint::Alerts, &base()),
                     Err(PageError::ForeignNextLink(_))
                 ),
                 "{foreign}"

@@ -15,7 +15,6 @@
 //! [`sink`]); a pull that fails leaves it as it was.
 
 pub mod record;
-mod scan;
 pub mod seen;
 pub mod sink;
 pub mod walk;
@@ -50,7 +49,7 @@ pub enum PullError {
     #[error(transparent)]
     State(#[from] crate::state::StateError),
     #[error(
-        "the API sent {endpoint} a record that is not a JSON object ({detail}); nothing of this pull was committed"
+        "the API sent {endpoint} a record this tool cannot read ({detail}); nothing of this pull was committed"
     )]
     BadRecord { endpoint: Endpoint, detail: String },
 }
@@ -162,7 +161,7 @@ pub async fn pull_endpoint<S: PageSource>(
         let (mut had_new, mut signature) = (false, 0u128);
         let mut picks = Vec::new();
         for (i, raw) in page.records().enumerate() {
-            let head = RecordHead::read(endpoint, raw)
+            let head = RecordHead::read(endpoint, raw, page.members(i))
                 .map_err(|detail| PullError::BadRecord { endpoint, detail })?;
             times.push(head.time);
             signature = signature.wrapping_add(head.fingerprint.0);

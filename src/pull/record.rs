@@ -1,8 +1,8 @@
 //! What `pull` needs to know about one record without owning it: its id, its
 //! time, and a fingerprint of its content. The record itself stays raw JSON so
-//! it is written out exactly as the API returned it.
+//! it is written out exactly as the API returned it; the page parser has
+//! already found where its `id` and time are.
 
-use super::scan;
 use crate::api::Endpoint;
 use crate::time::{self, Timestamp};
 
@@ -38,27 +38,25 @@ impl Fingerprint {
 }
 
 impl RecordHead {
-    /// Read the head of one record (valid JSON, as the page parser checked). A
-    /// record that is not a JSON object, or whose id or time field has the wrong
-    /// type, is an error. Only the top level is scanned, up to both fields.
-    pub fn read(endpoint: Endpoint, raw: &str) -> Result<RecordHead, String> {
-        let time_field = match endpoint {
-            Endpoint::Alerts => "lastUpdateTime",
-            Endpoint::Investigations => "startTime",
-            Endpoint::Recommendations => "",
-        };
-        let [id, time_raw] = scan::members(raw, ["id", time_field])
-            .map_err(|e| format!("a record is not a JSON object: {}", e.0))?;
+    /// The head of one record of `endpoint`, from its raw JSON text and the raw
+    /// values of its top-level `id` and time field as the page parser found
+    /// them ([`Page::members`](crate::api::Page::members)). An id or time of the
+    /// wrong type is an error.
+    pub fn read(
+        endpoint: Endpoint,
+        raw: &str,
+        [id, time_raw]: [Option<&str>; 2],
+    ) -> Result<RecordHead, String> {
         let fingerprint = Fingerprint::of(raw.as_bytes());
         let key = match id.map(id_text).transpose()? {
             Some(Some(k)) => k,
             _ => format!("#{}", fingerprint.to_hex()),
         };
-        let time = match time_raw.filter(|_| !time_field.is_empty()) {
-            None | Some("null") => None,
-            Some(t) => time::parse(
+        let time = match (endpoint.time_field(), time_raw) {
+            (None, _) | (_, None | Some("null")) => None,
+            (Some(field), Some(t)) => time::parse(
                 &string_value(t)
-                    .ok_or_else(|| format!("`{time_field}` is not a string: {}", preview(t)))?,
+                    .ok_or_else(|| format!("`{field}` is not a string: {}", preview(t)))?,
             ),
         };
         Ok(RecordHead {
@@ -99,56 +97,54 @@ fn preview(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::Page;
 
-    fn raw(s: &str) -> &str {
-        s
+    /// The head of a record as it comes out of a page.
+    fn head(endpoint: Endpoint, record: &str) -> Result<RecordHead, String> {
+        let page = Page::from_records(endpoint, [record], None).unwrap();
+        RecordHead::read(endpoint, page.record(0), page.members(0))
     }
 
     #[test]
     fn reads_id_time_and_fingerprint() {
-        let r = raw(
-            r#"{"id":"da1","title":"x","lastUpdateTime":"2026-12-03T10:00:00.12Z","evidence":[]}"#,
-        );
-        let h = RecordHead::read(Endpoint::Alerts, r).unwrap();
+        let r =
+            r#"{"id":"da1","title":"x","lastUpdateTime":"2026-12-03T10:00:00.12Z","evidence":[]}"#;
+        let h = head(Endpoint::Alerts, r).unwrap();
         assert_eq!(h.key, "da1");
         assert_eq!(h.time, time::parse("2026-12-03T10:00:00.12Z"));
-        let changed = raw(
-            r#"{"id":"da1","title":"y","lastUpdateTime":"2026-12-03T10:00:00.12Z","evidence":[]}"#,
-        );
+        let changed =
+            r#"{"id":"da1","title":"y","lastUpdateTime":"2026-12-03T10:00:00.12Z","evidence":[]}"#;
         assert_ne!(
             h.fingerprint,
-            RecordHead::read(Endpoint::Alerts, changed)
-                .unwrap()
-                .fingerprint
+            head(Endpoint::Alerts, changed).unwrap().fingerprint
         );
     }
 
     #[test]
     fn investigations_use_start_time_and_records_without_id_are_keyed_by_content() {
-        let r =
-            raw(r#"{"startTime":"2026-12-03T10:00:00Z","lastUpdateTime":"2020-01-01T00:00:00Z"}"#);
-        let h = RecordHead::read(Endpoint::Investigations, r).unwrap();
+        let r = r#"{"startTime":"2026-12-03T10:00:00Z","lastUpdateTime":"2020-01-01T00:00:00Z"}"#;
+        let h = head(Endpoint::Investigations, r).unwrap();
         assert_eq!(h.time, time::parse("2026-12-03T10:00:00Z"));
         assert!(h.key.starts_with('#'));
-        assert!(RecordHead::read(Endpoint::Alerts, raw("[1,2]")).is_err());
+        let rec = head(Endpoint::Recommendations, r).unwrap();
+        assert_eq!(rec.time, None, "recommendations have no time field");
     }
 
     #[test]
     fn ids_and_times_decode_like_json() {
-        let h = RecordHead::read(
+        let h = head(
             Endpoint::Alerts,
             r#"{"evidence":[{"id":"inner","lastUpdateTime":"2020-01-01T00:00:00Z"}], "id" : "d\"a\u00e9", "lastUpdateTime" : "2026-12-03T10:00:00Z"}"#,
         )
         .unwrap();
         assert_eq!(h.key, "d\"aé");
         assert_eq!(h.time, time::parse("2026-12-03T10:00:00Z"));
-        let n =
-            RecordHead::read(Endpoint::Investigations, r#"{"id":42,"startTime":null}"#).unwrap();
+        let n = head(Endpoint::Investigations, r#"{"id":42,"startTime":null}"#).unwrap();
         assert_eq!((n.key.as_str(), n.time), ("42", None));
-        let none = RecordHead::read(Endpoint::Recommendations, r#"{"id":null}"#).unwrap();
+        let none = head(Endpoint::Recommendations, r#"{"id":null}"#).unwrap();
         assert!(none.key.starts_with('#'));
-        assert!(RecordHead::read(Endpoint::Alerts, r#"{"id":{"a":1}}"#).is_err());
-        assert!(RecordHead::read(Endpoint::Alerts, r#"{"id":"a","lastUpdateTime":5}"#).is_err());
+        assert!(head(Endpoint::Alerts, r#"{"id":{"a":1}}"#).is_err());
+        assert!(head(Endpoint::Alerts, r#"{"id":"a","lastUpdateTime":5}"#).is_err());
     }
 
     #[test]

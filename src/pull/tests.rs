@@ -59,7 +59,7 @@ impl PageSource for Pages {
                 )
             })
             .collect::<Vec<_>>();
-        Ok(Page::from_records(records, None))
+        Ok(Page::from_records(q.endpoint, records, None).unwrap())
     }
 }
 

@@ -110,7 +110,7 @@ mod tests {
 
     fn batch(records: &[&str], picks: Vec<usize>) -> Batch {
         Batch {
-            page: Page::from_records(records, None),
+            page: Page::from_records(crate::api::Endpoint::Alerts, records, None).unwrap(),
             prefix: "{\"data\":".into(),
             picks,
         }

@@ -1,0 +1,80 @@
+//! Reusing response-body buffers from one page to the next.
+//!
+//! A page of alerts with evidence is a body of tens of megabytes. Allocating a
+//! fresh buffer for each one costs a page fault per 4 KiB as the body arrives
+//! and gives the memory back to the system only for the next page to fault it
+//! in again; it also leaves the peak memory to the allocator's whims. `pull`
+//! holds at most two pages at once (one being written, one arriving), so the
+//! client keeps the buffers of finished pages and fills them again: the
+//! memory a pull uses is two bodies, whatever the number of pages.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Buffers idle between pages; more are dropped.
+const KEEP: usize = 2;
+
+/// A shared stack of emptied body buffers.
+#[derive(Debug, Clone, Default)]
+pub struct BodyPool {
+    idle: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl BodyPool {
+    /// An empty buffer with room for at least `capacity` bytes: the largest
+    /// idle one, grown if needed, or a new one.
+    pub fn take(&self, capacity: usize) -> Vec<u8> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        match idle.pop() {
+            Some(mut buf) => {
+                buf.clear();
+                buf.reserve(capacity);
+                buf
+            }
+            None => Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Give a buffer back for a later page.
+    pub fn give(&self, buf: Vec<u8>) {
+        if buf.capacity() == 0 {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < KEEP {
+            idle.push(buf);
+            // The largest last, so `take` hands it out first.
+            idle.sort_by_key(Vec::capacity);
+        }
+    }
+
+    /// How many buffers are idle.
+    pub fn idle(&self) -> usize {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_come_back_empty_and_at_most_two_are_kept() {
+        let pool = BodyPool::default();
+        let mut a = pool.take(100);
+        a.extend_from_slice(b"old body");
+        let ptr = a.as_ptr();
+        pool.give(a);
+        let b = pool.take(10);
+        assert!(b.is_empty() && b.capacity() >= 100);
+        assert_eq!(b.as_ptr(), ptr, "the same allocation is reused");
+        for _ in 0..3 {
+            pool.give(vec![0u8; 8]);
+        }
+        assert_eq!(pool.idle(), 2);
+        pool.give(Vec::new());
+        assert_eq!(pool.idle(), 2);
+    }
+}
