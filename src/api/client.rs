@@ -417,8 +417,12 @@ impl DefenderClient {
                 retry_after: None,
             };
         }
+        let bytes = body.len();
         match scan.finish(body, &self.base) {
-            Ok(p) => Outcome::Page(p.recycle_into(&self.bodies)),
+            Ok(p) => {
+                tracing::debug!("{endpoint}: a page of {} records, {bytes} bytes", p.len());
+                Outcome::Page(p.recycle_into(&self.bodies))
+            }
             Err(PageError::CutOff(d)) => Outcome::Retry {
                 detail: d,
                 retry_after: None,

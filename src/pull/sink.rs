@@ -154,6 +154,32 @@ impl Sink {
         })
     }
 
+    /// Start writing what was written so far to disk, without waiting for it,
+    /// so the [`commit`](Sink::commit) at the end has little left to wait for
+    /// (a backfill writes hundreds of megabytes). Durability still comes only
+    /// from the commit. Best effort: a failure here shows at the commit.
+    pub fn start_writeback(&mut self) {
+        if let Sink::File(f) = self {
+            if f.out.flush().is_err() {
+                return;
+            }
+            #[cfg(target_os = "linux")]
+            {
+                use std::os::fd::AsRawFd;
+                // SAFETY: a plain syscall on a descriptor this sink owns; 0, 0 is
+                // the whole file, and SYNC_FILE_RANGE_WRITE only queues writeback.
+                unsafe {
+                    libc::sync_file_range(
+                        f.out.get_ref().as_raw_fd(),
+                        0,
+                        0,
+                        libc::SYNC_FILE_RANGE_WRITE,
+                    );
+                }
+            }
+        }
+    }
+
     /// Make everything written so far durable. For files, returns the mark to
     /// record in the state (identity and length, nothing pending).
     pub fn commit(&mut self) -> Result<Option<OutputMark>, SinkError> {

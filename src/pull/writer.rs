@@ -75,6 +75,7 @@ impl<'a> Writer<'a> {
             for &i in &batch.picks {
                 sink.write_record(&envelope, batch.page.record(i))?;
             }
+            sink.start_writeback();
             Ok(())
         }));
         Ok(())
