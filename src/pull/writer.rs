@@ -72,9 +72,7 @@ impl<'a> Writer<'a> {
         self.busy = Some(tokio::task::spawn_blocking(move || {
             let mut sink = sink.lock().unwrap_or_else(PoisonError::into_inner);
             let envelope = Envelope::new(&batch.prefix);
-            for &i in &batch.picks {
-                sink.write_record(&envelope, batch.page.record(i))?;
-            }
+            sink.write_records(&envelope, batch.picks.iter().map(|&i| batch.page.record(i)))?;
             sink.start_writeback();
             Ok(())
         }));
