@@ -131,7 +131,7 @@ fn member_name<const N: usize>(
     if b[i] != b'"' {
         return Err(invalid(i, "a member name (a string)"));
     }
-    let end = string(b, i)?;
+    let (end, escaped) = string_escapes(b, i)?;
     let colon = ws(b, end)?;
     if b[colon] != b':' {
         return Err(invalid(colon, "`:` after a member name"));
@@ -139,20 +139,27 @@ fn member_name<const N: usize>(
     let at = ws(b, colon + 1)?;
     if top && N > 0 {
         let raw = &b[i..end];
-        if let Some(slot) = (0..N).find(|&k| found[k].is_none() && name_is(raw, names[k])) {
+        if let Some(slot) = (0..N).find(|&k| found[k].is_none() && is(raw, escaped, names[k])) {
             *pending = Some((slot, at));
         }
     }
     Ok(at)
 }
 
-/// Whether the raw JSON string `raw` (quotes included, already checked) is `name`.
+/// Whether the raw JSON string `raw` (quotes included, already checked) is
+/// `name`, which has no backslash.
 pub fn name_is(raw: &[u8], name: &str) -> bool {
+    is(raw, memchr::memchr(b'\\', raw).is_some(), name)
+}
+
+#[inline]
+fn is(raw: &[u8], escaped: bool, name: &str) -> bool {
     let inner = &raw[1..raw.len() - 1];
-    if memchr::memchr(b'\\', inner).is_none() {
-        inner == name.as_bytes()
+    if escaped {
+        // Escapes only lengthen the raw text.
+        inner.len() > name.len() && serde_json::from_slice::<String>(raw).is_ok_and(|s| s == name)
     } else {
-        serde_json::from_slice::<String>(raw).is_ok_and(|s| s == name)
+        inner == name.as_bytes()
     }
 }
 
@@ -171,13 +178,22 @@ fn ws(b: &[u8], mut i: usize) -> Result<usize, Stop> {
 /// The string starting at `b[i]` (a `"`); the index just past its closing quote.
 #[inline]
 pub fn string(b: &[u8], i: usize) -> Result<usize, Stop> {
-    let mut j = i + 1;
+    string_escapes(b, i).map(|(end, _)| end)
+}
+
+/// [`string`], and whether the string has escapes.
+#[inline]
+fn string_escapes(b: &[u8], i: usize) -> Result<(usize, bool), Stop> {
+    let (mut j, mut escaped) = (i + 1, false);
     loop {
         j = to_special(b, j);
         match b.get(j) {
             None => return Err(Stop::More),
-            Some(b'"') => return Ok(j + 1),
-            Some(b'\\') => j = escape(b, j)?,
+            Some(b'"') => return Ok((j + 1, escaped)),
+            Some(b'\\') => {
+                escaped = true;
+                j = escape(b, j)?;
+            }
             Some(_) => {
                 return Err(invalid(
                     j,
