@@ -36,11 +36,12 @@ fn code(out: &Output) -> (Option<i32>, String) {
     )
 }
 
-/// The endpoints' position as the state file holds it (cursor, floor, seen, page cap).
+/// The endpoints' position as the state file holds it (cursor, floor, page
+/// cap, and the `[seen]` table).
 fn position(env: &Env) -> Value {
     let text = std::fs::read_to_string(env.profile_file("default")).unwrap();
     let table: toml::Table = toml::from_str(&text).unwrap();
-    serde_json::to_value(table.get("endpoints")).unwrap()
+    serde_json::to_value([table.get("endpoints"), table.get("seen")]).unwrap()
 }
 
 /// The whole tenant is in the file exactly once and the state says so: every
@@ -561,10 +562,14 @@ fn a_corrupt_or_truncated_state_file_exits_1_untouched_without_calling_the_api()
     let good = std::fs::read(&path).unwrap();
     let written = std::fs::read(&file).unwrap();
 
-    // Cut inside a string value, as a write torn mid-way would leave it.
-    let half = good.len() / 2;
-    let quote = half + good[half..].iter().position(|b| *b == b'"').unwrap();
-    let truncated = good[..quote + 3].to_vec();
+    // Cut inside a string value (the last endpoint's `seen` lines), as a
+    // write torn mid-way would leave it.
+    let opener = good
+        .windows(7)
+        .rposition(|w| w == b" = '''\n")
+        .expect("the state remembers records")
+        + 7;
+    let truncated = good[..opener + 10].to_vec();
     let mut corrupt = good.clone();
     corrupt.splice(0..0, b"[[[ not toml\n".iter().copied());
 

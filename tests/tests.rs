@@ -12,6 +12,7 @@ mod keyring;
 mod proxy;
 mod pull;
 mod sandbox;
+mod seen_upgrade;
 mod state_cli;
 mod test_cmd;
 mod tls;

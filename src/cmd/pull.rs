@@ -125,16 +125,14 @@ pub async fn run(ctx: &Context, args: &PullArgs) -> anyhow::Result<Exit> {
         });
     }
     let mut outcomes: Vec<EndpointOutcome> = Vec::new();
+    let fresh = crate::state::EndpointState::default();
     for endpoint in Endpoint::ALL {
-        let prior = profile
-            .endpoint(endpoint.name())
-            .cloned()
-            .unwrap_or_default();
+        let prior = profile.endpoint(endpoint.name()).unwrap_or(&fresh);
         let progress = Progress::counter(ctx.verbosity, format!("pulling {}", endpoint.name()));
         let outcome = pull::pull_endpoint(
             &client,
             endpoint,
-            &prior,
+            prior,
             &plan.opts,
             &profile.connection.tenant_id,
             &mut writer,

@@ -65,6 +65,11 @@ pub struct FileSink {
     path: PathBuf,
     out: BufWriter<File>,
     created: bool,
+    /// The length that is durable already (at open, then at each commit): a
+    /// commit that finds the file still this long, with nothing written
+    /// through this sink since, has nothing to sync.
+    synced_len: u64,
+    written: bool,
 }
 
 impl Sink {
@@ -91,6 +96,7 @@ impl Sink {
         }
         let file = opts.open(path).map_err(open_err)?;
         let (dev, ino, len) = identity(&file).map_err(open_err)?;
+        let mut synced_len = len;
         let recovery = match mark {
             None => Recovery::Clean,
             Some(m) if m.dev != dev || m.ino != ino => Recovery::Replaced,
@@ -98,6 +104,7 @@ impl Sink {
                 Some(p) if len > p => {
                     file.set_len(p).map_err(open_err)?;
                     file.sync_all().map_err(open_err)?;
+                    synced_len = p;
                     Recovery::Truncated { from: len, to: p }
                 }
                 Some(p) if len < p => Recovery::Replaced,
@@ -110,6 +117,8 @@ impl Sink {
                 path: path.to_path_buf(),
                 out: BufWriter::with_capacity(BUFFER, file),
                 created: !existed,
+                synced_len,
+                written: false,
             }),
             recovery,
         ))
@@ -152,7 +161,10 @@ impl Sink {
     ) -> Result<(), SinkError> {
         let result = match self {
             Sink::Stdout(w) => line.write_many(w, records),
-            Sink::File(f) => line.write_many(&mut f.out, records),
+            Sink::File(f) => {
+                f.written = true;
+                line.write_many(&mut f.out, records)
+            }
         };
         result.map_err(|source| SinkError::Write {
             target: self.target(),
@@ -187,7 +199,9 @@ impl Sink {
     }
 
     /// Make everything written so far durable. For files, returns the mark to
-    /// record in the state (identity and length, nothing pending).
+    /// record in the state (identity and length, nothing pending). A file
+    /// that was not created and did not grow since it was opened (a pull that
+    /// wrote nothing) is not synced again.
     pub fn commit(&mut self) -> Result<Option<OutputMark>, SinkError> {
         let target = self.target();
         let err = |source| SinkError::Write {
@@ -202,14 +216,17 @@ impl Sink {
             Sink::File(f) => {
                 f.out.flush().map_err(err)?;
                 let file = f.out.get_ref();
-                file.sync_data().map_err(err)?;
+                let (dev, ino, len) = identity(file).map_err(err)?;
+                if f.created || f.written || len != f.synced_len {
+                    file.sync_data().map_err(err)?;
+                    (f.synced_len, f.written) = (len, false);
+                }
                 if f.created {
                     if let Some(dir) = f.path.parent().filter(|d| !d.as_os_str().is_empty()) {
                         crate::state::sync_dir(dir).map_err(err)?;
                     }
                     f.created = false;
                 }
-                let (dev, ino, len) = identity(file).map_err(err)?;
                 Ok(Some(OutputMark {
                     dev,
                     ino,
@@ -393,6 +410,38 @@ mod tests {
         for (i, l) in lines.iter().enumerate() {
             assert_eq!(*l, format!(r#"{prefix}{{"n":{i}}}}}"#), "line {i}");
         }
+    }
+
+    #[test]
+    fn a_commit_with_nothing_written_still_marks_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        std::fs::write(&path, "committed\n").unwrap();
+        let (mut sink, _) = Sink::open_file(&path, None).unwrap();
+        let quiet = sink.commit().unwrap().unwrap();
+        assert_eq!((quiet.committed_len, quiet.pending_from), (10, None));
+        // Another writer appended meanwhile: its bytes are accounted for too.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"theirs\n")
+            .unwrap();
+        let prefix = Envelope::prefix("alert", "t", "x");
+        sink.write_records(&Envelope::new(&prefix), ["{}"]).unwrap();
+        let done = sink.commit().unwrap().unwrap();
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert_eq!((done.committed_len, done.pending_from), (len, None));
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .starts_with("committed\ntheirs\n{")
+        );
+        // A file this pull created is committed (and made durable) even empty.
+        let fresh = dir.path().join("new.jsonl");
+        let (mut sink, _) = Sink::open_file(&fresh, None).unwrap();
+        assert_eq!(sink.commit().unwrap().unwrap().committed_len, 0);
+        assert!(fresh.exists());
     }
 
     #[test]

@@ -9,6 +9,8 @@
 mod atomic;
 mod lock;
 mod profile;
+mod seen_lines;
+mod seen_section;
 
 use std::fs;
 use std::io;
@@ -17,6 +19,7 @@ use std::path::{Path, PathBuf};
 pub use atomic::{sync_dir, write_atomic};
 pub use lock::{LockMode, ProfileLock};
 pub use profile::{Connection, EndpointState, OutputMark, Profile, SCHEMA_VERSION};
+pub use seen_lines::{SeenLine, SeenLines};
 
 use crate::exit::Exit;
 

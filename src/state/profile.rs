@@ -6,13 +6,20 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::StateError;
+use super::seen_lines::SeenLines;
+use super::seen_section;
 use crate::cli::Flow;
 use crate::cloud::Cloud;
 
 /// Bumped when the file's meaning changes; older builds refuse newer files.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: each endpoint's `seen` is a string of lines in a `[seen]` table at the
+/// end (it was a table of its own under `[endpoints.NAME]`); files of version
+/// 1 are read as before and written back as version 2.
+pub const SCHEMA_VERSION: u32 = 2;
 
-/// One tenant connection and everything `pull` remembers about it.
+/// One tenant connection and everything `pull` remembers about it. In the
+/// file, the endpoints' `seen` lines sit in a `[seen]` table of their own, last
+/// (see [`seen_section`]); [`Profile::parse`] and [`Profile::to_toml`] move them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
@@ -34,6 +41,11 @@ pub struct Profile {
     /// Bookkeeping for `--output FILE` targets, keyed by the path as given.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub outputs: BTreeMap<String, OutputMark>,
+    /// The file's `[seen]` table: endpoint name → its `seen` lines. Always
+    /// empty in a parsed profile (moved into the endpoints) and never
+    /// serialized from here (written last, by hand).
+    #[serde(default, skip_serializing)]
+    seen: BTreeMap<String, SeenLines>,
 }
 
 /// Where and how to sign in and call the API.
@@ -66,10 +78,12 @@ pub struct EndpointState {
     /// A page size the server was seen to cap `$top` at, if smaller than asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub page_cap: Option<u32>,
-    /// What was already written within the endpoint's window: record id →
-    /// `"{content hash}@{time}"`. Bounded by the window, pruned every pull.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub seen: BTreeMap<String, String>,
+    /// What was already written within the endpoint's window: one
+    /// `fingerprint time id` line per record (see [`SeenLines`]). Bounded by
+    /// the window, pruned every pull. Written in the file's `[seen]` table;
+    /// read from there, or from here in files of schema 1.
+    #[serde(default, skip_serializing)]
+    pub seen: SeenLines,
 }
 
 /// What `pull` knows about an output file it appends to, so a crash that left
@@ -99,6 +113,7 @@ impl Profile {
             connection,
             endpoints: BTreeMap::new(),
             outputs: BTreeMap::new(),
+            seen: BTreeMap::new(),
         }
     }
 
@@ -119,9 +134,28 @@ impl Profile {
             found: found as u32,
             supported: SCHEMA_VERSION,
         };
-        match toml::from_str::<Profile>(text) {
+        // The long `[seen]` strings by hand when they are in the shape
+        // written below; the whole file through `toml` otherwise (and for errors).
+        let fast = seen_section::split(text).and_then(|(head, seen)| {
+            let mut p = toml::from_str::<Profile>(head).ok()?;
+            if !p.seen.is_empty() {
+                return None;
+            }
+            for (name, lines) in seen {
+                p.seen.insert(name.to_string(), SeenLines::from_text(lines));
+            }
+            Some(p)
+        });
+        match fast.map_or_else(|| toml::from_str::<Profile>(text), Ok) {
             Ok(p) if p.schema_version > SCHEMA_VERSION => Err(too_new(p.schema_version as i64)),
-            Ok(p) => Ok(p),
+            Ok(mut p) => {
+                // What was read is held in the current form, and written so.
+                p.schema_version = SCHEMA_VERSION;
+                for (name, lines) in std::mem::take(&mut p.seen) {
+                    p.endpoint_mut(&name).seen = lines;
+                }
+                Ok(p)
+            }
             Err(e) => {
                 if let Ok(table) = text.parse::<toml::Table>()
                     && let Some(v) = table.get("schema_version").and_then(|v| v.as_integer())
@@ -144,10 +178,19 @@ impl Profile {
 
     pub fn to_toml(&self) -> String {
         let body = toml::to_string_pretty(self).expect("a profile always serializes");
-        format!(
+        let seen_len: usize = self.endpoints.values().map(|e| e.seen.as_str().len()).sum();
+        let mut out = format!(
             "# defender-ingest state for profile `{}`. No secrets are stored here (they are in the OS keyring).\n\
              # Safe to read; edit only while no command runs.\n{body}",
             self.name
-        )
+        );
+        out.reserve(seen_len + 64 * self.endpoints.len());
+        seen_section::write(
+            &mut out,
+            self.endpoints
+                .iter()
+                .map(|(name, e)| (name.as_str(), e.seen.as_str())),
+        );
+        out
     }
 }

@@ -26,7 +26,7 @@ fn round_trips_every_field() {
     e.cursor = Some("2026-12-03T09:59:59.1234567Z".into());
     e.page_cap = Some(10);
     e.seen
-        .insert("da1".into(), "00ff@2026-12-03T09:59:59.1234567Z".into());
+        .push("00ff", Some("2026-12-03T09:59:59.1234567Z"), "da1");
     p.outputs.insert(
         "/tmp/x.jsonl".into(),
         OutputMark {
@@ -111,4 +111,32 @@ fn pull_lock_is_exclusive_and_released_on_drop() {
     drop(store.lock("p", LockMode::State).unwrap());
     drop(held);
     store.lock("p", LockMode::Pull).unwrap();
+}
+
+#[test]
+fn seen_lines_read_the_same_by_hand_and_by_toml() {
+    let mut p = Profile::new("p", connection());
+    for (e, id) in [
+        ("alerts", "da1 with spaces"),
+        ("investigations", "7"),
+        ("x y", "q'''"),
+    ] {
+        p.endpoint_mut(e)
+            .seen
+            .push("00ff", Some("2026-12-03T09:59:59.1234567Z"), id);
+    }
+    p.endpoint_mut("recommendations").cursor = Some("c".into());
+    let text = p.to_toml();
+    assert!(text.contains("\n[seen]\nalerts = '''\n"), "{text}");
+    let path = Path::new("p.toml");
+    assert_eq!(Profile::parse(&text, path).unwrap(), p);
+    // A comment after the table leaves the whole file to `toml`: the same profile.
+    let edited = format!("{text}# edited by hand\n");
+    assert_eq!(Profile::parse(&edited, path).unwrap(), p);
+    // A table that `toml` rejects is still a corrupt file, found by line.
+    let broken = text.replace("investigations = '''", "investigations = '''\u{1}");
+    match Profile::parse(&broken, path) {
+        Err(StateError::Corrupt { line, .. }) => assert!(line > 10, "{line}"),
+        other => panic!("{other:?}"),
+    }
 }
