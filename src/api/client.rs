@@ -1,5 +1,9 @@
 //! [`DefenderClient`]: one logical page per call, with the budget, retries,
 //! `Retry-After`, one token refresh on 401 and typed errors inside.
+//!
+//! [`DefenderClient::fetch`] returns a page's body as soon as its last byte is
+//! in, unchecked ([`Fetched`]), so a caller can ask for the next page before
+//! checking this one; [`DefenderClient::page`] fetches and checks.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -11,18 +15,18 @@ use reqwest::header::{ACCEPT, CONTENT_ENCODING, CONTENT_LENGTH, RETRY_AFTER};
 use tokio::time::Instant;
 use url::Url;
 
-use super::page::{self, PageError, PageScan};
+use super::page::{self, PageError};
 use super::transport::{self, Transport};
-use super::{ApiError, BodyPool, Budget, Endpoint, Page, PageRequest, odata, retry};
+use super::{ApiError, BodyPool, Budget, Endpoint, Fetched, Page, PageRequest, odata, retry};
 use crate::auth::{AuthError, Session};
 
 /// The most a declared Content-Length makes us reserve up front (a lying
 /// server cannot make us allocate more than this before sending it).
 const MAX_PREALLOC: u64 = 256 << 20;
 
-/// How many new bytes of a body make it worth checking again while it arrives
-/// (a record cut by the end of the bytes so far is checked again next time).
-const CHECK_EVERY: usize = 256 << 10;
+/// How often [`DefenderClient::page`] fetches a body again that ended early in
+/// a way only the full check could see.
+const CUT_OFF_REFETCHES: u32 = 2;
 
 /// Microsoft's limits and how patient to be with failures.
 #[derive(Debug, Clone)]
@@ -95,7 +99,7 @@ impl std::fmt::Debug for DefenderClient {
 
 /// What one HTTP exchange came to.
 enum Outcome {
-    Page(Page),
+    Body(Fetched),
     Retry {
         detail: String,
         retry_after: Option<Duration>,
@@ -141,8 +145,28 @@ impl DefenderClient {
         *self.deadline.lock().unwrap()
     }
 
-    /// Fetch one page, retrying inside as the limits allow.
+    /// Fetch and check one page, retrying inside as the limits allow.
     pub async fn page(&self, req: &PageRequest) -> Result<Page, ApiError> {
+        let mut refetches = 0;
+        loop {
+            let fetched = self.fetch(req).await?;
+            let endpoint = fetched.endpoint();
+            match fetched.check() {
+                Ok(p) => return Ok(p),
+                Err(PageError::CutOff(d)) if refetches < CUT_OFF_REFETCHES => {
+                    refetches += 1;
+                    tracing::info!("{endpoint}: {d}; fetching it again");
+                }
+                Err(e) => return Err(check_failed(endpoint, e)),
+            }
+        }
+    }
+
+    /// Fetch one page's complete body, unchecked, retrying inside as the
+    /// limits allow. A body that is cut off or is not a page at its ends is
+    /// refused (and retried, when cut off) here; the rest of the check is
+    /// [`Fetched::check`]'s.
+    pub async fn fetch(&self, req: &PageRequest) -> Result<Fetched, ApiError> {
         let (endpoint, url) = match req {
             PageRequest::Query(q) => (q.endpoint, odata::url(&self.base, q)),
             PageRequest::Next { endpoint, url } => {
@@ -164,7 +188,7 @@ impl DefenderClient {
             attempts += 1;
             self.calls.fetch_add(1, Ordering::Relaxed);
             match self.exchange(endpoint, &url, &token).await {
-                Outcome::Page(p) => return Ok(p),
+                Outcome::Body(b) => return Ok(b),
                 Outcome::Fail(e) => return Err(e),
                 Outcome::Unauthorized if !refreshed => {
                     tracing::info!("{endpoint}: 401, refreshing the access token once");
@@ -377,13 +401,12 @@ impl DefenderClient {
         };
         // Read the body chunk by chunk into one buffer sized from Content-Length
         // (`bytes()` would hold every chunk and then a contiguous copy: twice
-        // the page), reusing the buffer of a page already written. Check it as
-        // it arrives, so little is left to check after the last byte.
+        // the page), reusing the buffer of a page already written. Nothing is
+        // checked while it arrives: the sooner the last byte is in, the sooner
+        // `pull` can ask for the next page.
         let mut resp = resp;
         let capacity = declared.unwrap_or(1 << 16).min(MAX_PREALLOC) as usize;
         let mut body = self.bodies.take(capacity);
-        let mut scan = PageScan::new(endpoint);
-        let mut checked = 0;
         loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => body.extend_from_slice(&chunk),
@@ -391,16 +414,6 @@ impl DefenderClient {
                 Err(e) => {
                     self.bodies.give(body);
                     return self.transport_failure(endpoint, url, &e);
-                }
-            }
-            if body.len() - checked >= CHECK_EVERY {
-                checked = body.len();
-                if let Err(e) = scan.feed(&body) {
-                    self.bodies.give(body);
-                    return Outcome::Fail(ApiError::BadResponse {
-                        endpoint,
-                        detail: e.detail().to_string(),
-                    });
                 }
             }
         }
@@ -417,20 +430,24 @@ impl DefenderClient {
                 retry_after: None,
             };
         }
-        let bytes = body.len();
-        match scan.finish(body, &self.base) {
-            Ok(p) => {
-                tracing::debug!("{endpoint}: a page of {} records, {bytes} bytes", p.len());
-                Outcome::Page(p.recycle_into(&self.bodies))
-            }
+        tracing::debug!("{endpoint}: a body of {} bytes", body.len());
+        let fetched = Fetched::new(endpoint, body, self.base.clone()).recycle_into(&self.bodies);
+        if page::looks_whole(fetched.bytes()) {
+            return Outcome::Body(fetched);
+        }
+        // Not a page at its ends: the full check says why (and whether to retry).
+        match fetched.check() {
+            // A page ends with `}`, so the check cannot pass; were it to, the
+            // body is still not taken.
+            Ok(_) => Outcome::Fail(ApiError::BadResponse {
+                endpoint,
+                detail: "the body does not end with `}`".into(),
+            }),
             Err(PageError::CutOff(d)) => Outcome::Retry {
                 detail: d,
                 retry_after: None,
             },
-            Err(e) => Outcome::Fail(ApiError::BadResponse {
-                endpoint,
-                detail: e.detail().to_string(),
-            }),
+            Err(e) => Outcome::Fail(check_failed(endpoint, e)),
         }
     }
 
@@ -463,6 +480,14 @@ impl DefenderClient {
                 }
             }
         }
+    }
+}
+
+/// A body that is not a page, as an API error.
+pub fn check_failed(endpoint: Endpoint, e: PageError) -> ApiError {
+    ApiError::BadResponse {
+        endpoint,
+        detail: e.detail().to_string(),
     }
 }
 

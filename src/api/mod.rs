@@ -14,11 +14,12 @@ pub mod json;
 pub mod odata;
 pub mod page;
 pub mod retry;
+pub mod tail;
 pub(crate) mod transport;
 
 pub use body_pool::BodyPool;
 pub use budget::Budget;
-pub use client::{DefenderClient, Limits};
+pub use client::{DefenderClient, Limits, check_failed};
 pub use endpoint::Endpoint;
 
 use std::ops::Range;
@@ -110,6 +111,108 @@ pub struct Query {
 pub enum PageRequest {
     Query(Query),
     Next { endpoint: Endpoint, url: Url },
+}
+
+/// A complete response body that has not been checked as a page yet.
+///
+/// [`DefenderClient::fetch`] hands these out as soon as the last byte is in;
+/// [`Fetched::check`] turns one into a [`Page`] or refuses it. In between,
+/// [`Fetched::tail`] reads how it ends (see [`tail`]), which is what lets
+/// `pull` ask for the next page while this one is checked. An unchecked body
+/// gives its buffer back to the client when dropped, like a page.
+#[derive(Debug)]
+pub struct Fetched {
+    endpoint: Endpoint,
+    body: Vec<u8>,
+    api_base: Url,
+    recycle: Option<BodyPool>,
+}
+
+impl Fetched {
+    /// A body for `endpoint`; `api_base` decides which `nextLink`s may be followed.
+    pub fn new(endpoint: Endpoint, body: Vec<u8>, api_base: Url) -> Fetched {
+        Fetched {
+            endpoint,
+            body,
+            api_base,
+            recycle: None,
+        }
+    }
+
+    /// A body made of `endpoint`'s given records (each a JSON object's text),
+    /// as a test source or another producer would hand out.
+    pub fn from_records<S: AsRef<str>>(
+        endpoint: Endpoint,
+        records: impl IntoIterator<Item = S>,
+    ) -> Fetched {
+        let mut body = String::from("{\"value\":[");
+        for (i, r) in records.into_iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            body.push_str(r.as_ref());
+        }
+        body.push_str("]}");
+        Fetched::new(
+            endpoint,
+            body.into_bytes(),
+            Url::parse("http://localhost").expect("a URL"),
+        )
+    }
+
+    pub(crate) fn recycle_into(mut self, pool: &BodyPool) -> Fetched {
+        self.recycle = Some(pool.clone());
+        self
+    }
+
+    pub fn endpoint(&self) -> Endpoint {
+        self.endpoint
+    }
+
+    /// The body as received.
+    pub fn bytes(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The raw time values of the last records (at most `at_most`), read
+    /// backward; a guess until [`check`](Fetched::check) (see [`tail`]).
+    /// `None` for endpoints without a time field, pages with a `nextLink`,
+    /// and bodies whose end does not read as a page.
+    pub fn tail(&self, at_most: usize) -> Option<tail::TailTimes<'_>> {
+        let field = self.endpoint.time_field()?;
+        let tail = tail::read(&self.body, field, at_most)?;
+        let text = |r: std::ops::Range<usize>| std::str::from_utf8(&self.body[r]).ok();
+        let mut times = Vec::with_capacity(tail.times.len());
+        for t in tail.times {
+            times.push(match t {
+                Some(r) => Some(text(r)?),
+                None => None,
+            });
+        }
+        Some(tail::TailTimes {
+            times,
+            whole: tail.whole,
+        })
+    }
+
+    /// Check the whole body and make the page (its buffer still goes back to
+    /// the client's pool when the page is dropped).
+    pub fn check(mut self) -> Result<Page, page::PageError> {
+        let body = std::mem::take(&mut self.body);
+        let page = page::PageScan::new(self.endpoint).finish(body, &self.api_base)?;
+        Ok(match self.recycle.take() {
+            Some(pool) => page.recycle_into(&pool),
+            None => page,
+        })
+    }
+}
+
+impl Drop for Fetched {
+    fn drop(&mut self) {
+        if let Some(pool) = self.recycle.take() {
+            pool.give(std::mem::take(&mut self.body));
+        }
+    }
 }
 
 /// Where a record's `id` and time field (see [`Endpoint::time_field`]) are in

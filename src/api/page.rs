@@ -241,6 +241,15 @@ fn expect(b: &[u8], i: usize, c: u8, expected: &'static str) -> Result<(), Stop>
     }
 }
 
+/// Whether a complete body ends as a page must: with `}` (after whitespace).
+/// A body cut off mid-way almost never does; [`PageScan`] settles the rest.
+pub fn looks_whole(body: &[u8]) -> bool {
+    body.iter()
+        .rev()
+        .find(|c| !matches!(c, b' ' | b'\n' | b'\r' | b'\t'))
+        == Some(&b'}')
+}
+
 /// Parse a complete `endpoint` body. `api_base` decides which `nextLink`s may
 /// be followed. The page keeps `body` and points into it; records are not copied.
 pub fn parse(

@@ -8,7 +8,7 @@ use std::time::Instant as StdInstant;
 
 use chrono::Utc;
 
-use crate::api::{ApiError, DefenderClient, Endpoint, Limits, Page, PageRequest};
+use crate::api::{ApiError, DefenderClient, Endpoint, Fetched, Limits, PageRequest};
 use crate::auth::Session;
 use crate::cli::PullArgs;
 use crate::exit::UsageError;
@@ -23,8 +23,8 @@ use crate::{Context, Exit, net, time};
 pub const DEFAULT_SINCE: &str = "7d";
 
 impl PageSource for DefenderClient {
-    async fn page(&self, req: &PageRequest) -> Result<Page, ApiError> {
-        DefenderClient::page(self, req).await
+    async fn fetch(&self, req: &PageRequest) -> Result<Fetched, ApiError> {
+        DefenderClient::fetch(self, req).await
     }
 }
 

@@ -11,9 +11,11 @@
 //!   re-read every time and written when their content changed;
 //! - **recommendations** are a snapshot: new and changed ones are written.
 //!
-//! The state moves once, at the end, after the output is durable (see
-//! [`sink`]); a pull that fails leaves it as it was.
+//! A page is checked, hashed, remembered and written while the API prepares
+//! the next one (see [`ahead`]). The state moves once, at the end, after the
+//! output is durable (see [`sink`]); a pull that fails leaves it as it was.
 
+pub mod ahead;
 pub mod record;
 pub mod seen;
 pub mod sink;
@@ -25,7 +27,8 @@ use std::collections::HashSet;
 use chrono::Duration;
 use tokio::time::Instant;
 
-use crate::api::{ApiError, Endpoint, MAX_TOP, Page, PageRequest};
+use crate::api::page::PageError;
+use crate::api::{ApiError, Endpoint, Fetched, MAX_TOP, Page, PageRequest};
 use crate::exit::Exit;
 use crate::state::EndpointState;
 use crate::time::{self, Timestamp};
@@ -37,7 +40,8 @@ use writer::{Batch, Writer};
 
 /// Anything that hands out pages: the Defender API client, in production.
 pub trait PageSource {
-    fn page(&self, req: &PageRequest) -> impl Future<Output = Result<Page, ApiError>>;
+    /// The complete body for `req`, not yet checked (`pull` checks it).
+    fn fetch(&self, req: &PageRequest) -> impl Future<Output = Result<Fetched, ApiError>>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +110,66 @@ pub struct EndpointOutcome {
     pub complete: bool,
 }
 
+/// What one endpoint's pull remembers from page to page; handed to the
+/// thread that takes a page in, and back.
+#[derive(Default)]
+struct Memory {
+    seen: Seen,
+    /// The largest time seen so far.
+    newest: Option<Timestamp>,
+    /// Recommendations: every key of the snapshot.
+    snapshot: HashSet<String>,
+}
+
+/// One page, checked and taken in.
+struct Taken {
+    page: Page,
+    /// Which records are new versions, to write.
+    picks: Vec<usize>,
+    times: Vec<Option<Timestamp>>,
+    signature: u128,
+}
+
+/// Why a page was not taken in.
+enum Refused {
+    /// The body ended early in a way only the full check saw: fetch it again.
+    CutOff(String),
+    Pull(PullError),
+}
+
+/// Check `fetched` and take its records in: each record's head, which are
+/// new versions (remembered in `memory` as written), and the page's facts.
+fn take_in(endpoint: Endpoint, fetched: Fetched, memory: &mut Memory) -> Result<Taken, Refused> {
+    let page = fetched.check().map_err(|e| match e {
+        PageError::CutOff(d) => Refused::CutOff(d),
+        e => Refused::Pull(crate::api::check_failed(endpoint, e).into()),
+    })?;
+    let mut times = Vec::with_capacity(page.len());
+    let (mut picks, mut signature) = (Vec::new(), 0u128);
+    for (i, raw) in page.records().enumerate() {
+        let head = RecordHead::read(endpoint, raw, page.members(i))
+            .map_err(|detail| Refused::Pull(PullError::BadRecord { endpoint, detail }))?;
+        times.push(head.time);
+        signature = signature.wrapping_add(head.fingerprint.0);
+        if endpoint == Endpoint::Recommendations {
+            memory.snapshot.insert(head.key.clone());
+        }
+        if let Some(t) = head.time {
+            memory.newest = Some(memory.newest.map_or(t, |n| n.max(t)));
+        }
+        if !memory.seen.contains(&head) {
+            picks.push(i);
+            memory.seen.remember(&head, memory.newest);
+        }
+    }
+    Ok(Taken {
+        page,
+        picks,
+        times,
+        signature,
+    })
+}
+
 /// Pull one endpoint into `writer`, starting from `prior`. Hands lines to the
 /// writer (the last page may still be being written on return); does not
 /// commit the sink or the state (the caller finishes the writer, commits the
@@ -126,8 +190,11 @@ pub async fn pull_endpoint<S: PageSource>(
         .and_then(time::parse)
         .unwrap_or(opts.since);
     let cursor = prior.cursor.as_deref().and_then(time::parse);
-    let mut seen = Seen::decode(&prior.seen);
-    let mut newest = cursor;
+    let mut memory = Memory {
+        seen: Seen::decode(&prior.seen),
+        newest: cursor,
+        snapshot: HashSet::new(),
+    };
     let window = match endpoint {
         Endpoint::Alerts => Some(opts.lookback),
         Endpoint::Investigations => Some(opts.investigation_window),
@@ -145,63 +212,119 @@ pub async fn pull_endpoint<S: PageSource>(
         }
         _ => Walk::skip(endpoint, None, opts.top, prior.page_cap),
     };
-    let mut snapshot: HashSet<String> = HashSet::new();
     let (mut read, mut written, mut pages, mut complete) = (0u64, 0u64, 0u32, true);
-    let mut times = Vec::new();
+    // Guess the next request only where a page is likely to be followed by
+    // another: on a first pull (every record is new, so the walk goes on after
+    // every page that has any), or after a page that held something new. A
+    // pull that resumes starts by re-reading its lookback window, usually one
+    // short page of records already written, after which the walk ends.
+    let mut guessing = prior.cursor.is_none();
+    // The body for `walk.request()`, when it was asked for ahead.
+    let mut ahead: Option<Fetched> = None;
+    let mut refetched = false;
     while let Some(req) = walk.request().cloned() {
         if opts.deadline.is_some_and(|d| Instant::now() >= d) {
             complete = false;
             break;
         }
-        let mut page = source.page(&req).await?;
-        pages += 1;
+        let fetched = match ahead.take() {
+            Some(f) => f,
+            None => source.fetch(&req).await?,
+        };
+        let guess = guessing.then(|| ahead::guess(&walk, &fetched)).flatten();
+        // The page before this one is written, so at most two bodies are in
+        // memory: this one and the next.
+        writer.wait().await?;
         let fetched_at = time::rfc3339_seconds(chrono::Utc::now());
         let prefix = Envelope::prefix(endpoint.kind(), tenant_id, &fetched_at);
-        times.clear();
-        let (mut had_new, mut signature) = (false, 0u128);
-        let mut picks = Vec::new();
-        for (i, raw) in page.records().enumerate() {
-            let head = RecordHead::read(endpoint, raw, page.members(i))
-                .map_err(|detail| PullError::BadRecord { endpoint, detail })?;
-            times.push(head.time);
-            signature = signature.wrapping_add(head.fingerprint.0);
-            if endpoint == Endpoint::Recommendations {
-                snapshot.insert(head.key.clone());
-            }
-            if let Some(t) = head.time {
-                newest = Some(newest.map_or(t, |n| n.max(t)));
-            }
-            if !seen.contains(&head) {
-                picks.push(i);
-                seen.remember(&head, newest);
-                written += 1;
-                had_new = true;
-            }
-        }
-        read += page.len() as u64;
-        on_page(page.len() as u64);
-        walk.advance(PageFacts {
-            times: &times,
-            had_new,
-            next_link: page.next_link.take(),
-            signature,
+
+        // Take this page in on another thread while the guessed one is fetched.
+        let mut mem = std::mem::take(&mut memory);
+        let job = tokio::task::spawn_blocking(move || {
+            let taken = take_in(endpoint, fetched, &mut mem);
+            (mem, taken)
         });
-        // The next request is known now: write this page while it is fetched.
+        let next = async {
+            match &guess {
+                Some(r) => Some(source.fetch(r).await),
+                None => None,
+            }
+        };
+        tokio::pin!(job, next);
+        let mut fetched_ahead = None;
+        let (mem, taken) = loop {
+            tokio::select! {
+                biased;
+                r = &mut next, if fetched_ahead.is_none() => fetched_ahead = Some(r),
+                r = &mut job => match r {
+                    Ok(done) => break done,
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Err(e) => return Err(PullError::Sink(SinkError::Write {
+                        target: "the output".into(),
+                        source: std::io::Error::other(e),
+                    })),
+                },
+            }
+        };
+        memory = mem;
+        let mut taken = match taken {
+            Ok(t) => t,
+            Err(Refused::CutOff(detail)) if !refetched => {
+                tracing::info!("{endpoint}: {detail}; fetching the page again");
+                refetched = true;
+                continue;
+            }
+            Err(Refused::CutOff(detail)) => {
+                return Err(ApiError::BadResponse { endpoint, detail }.into());
+            }
+            Err(Refused::Pull(e)) => return Err(e),
+        };
+        refetched = false;
+        pages += 1;
+        let had_new = !taken.picks.is_empty();
+        written += taken.picks.len() as u64;
+        read += taken.page.len() as u64;
+        on_page(taken.page.len() as u64);
+        walk.advance(PageFacts {
+            times: &taken.times,
+            had_new,
+            next_link: taken.page.next_link.take(),
+            signature: taken.signature,
+        });
+        guessing = prior.cursor.is_none() || had_new;
         writer
             .write(Batch {
-                page,
+                page: taken.page,
                 prefix,
-                picks,
+                picks: taken.picks,
             })
             .await?;
+        if let Some(g) = &guess {
+            if walk.request() == Some(g) {
+                let body = match fetched_ahead {
+                    Some(r) => r,
+                    None => next.await,
+                };
+                ahead = Some(body.expect("a guess is fetched")?);
+            } else {
+                tracing::debug!(
+                    "{endpoint}: the page led elsewhere than its end suggested; the request made ahead is dropped"
+                );
+            }
+        }
         // Memory only: a backfill would otherwise remember every record it
         // wrote until the end. Forget now what the final `forget_before` below
         // would forget anyway and this walk cannot be served again (older than
         // its `ge` bound), so what is written does not change.
-        if let (Some(w), Some(n), Some(from)) = (window, newest, walk.keyset_from()) {
-            seen.forget_before((n - w).min(from).max(floor));
+        if let (Some(w), Some(n), Some(from)) = (window, memory.newest, walk.keyset_from()) {
+            memory.seen.forget_before((n - w).min(from).max(floor));
         }
     }
+    let Memory {
+        mut seen,
+        newest,
+        snapshot,
+    } = memory;
     if let (Some(w), Some(n)) = (window, newest) {
         seen.forget_before((n - w).max(floor));
     }

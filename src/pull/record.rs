@@ -52,18 +52,25 @@ impl RecordHead {
             Some(Some(k)) => k,
             _ => format!("#{}", fingerprint.to_hex()),
         };
-        let time = match (endpoint.time_field(), time_raw) {
-            (None, _) | (_, None | Some("null")) => None,
-            (Some(field), Some(t)) => time::parse(
-                &string_value(t)
-                    .ok_or_else(|| format!("`{field}` is not a string: {}", preview(t)))?,
-            ),
-        };
+        let time = read_time(endpoint, time_raw)?;
         Ok(RecordHead {
             key,
             time,
             fingerprint,
         })
+    }
+}
+
+/// A record's time from the raw value of the endpoint's time field: `None`
+/// when absent, `null` or not a datetime; an error when not a string.
+pub fn read_time(endpoint: Endpoint, raw: Option<&str>) -> Result<Option<Timestamp>, String> {
+    match (endpoint.time_field(), raw) {
+        (None, _) | (_, None | Some("null")) => Ok(None),
+        (Some(field), Some(t)) => {
+            Ok(time::parse(&string_value(t).ok_or_else(|| {
+                format!("`{field}` is not a string: {}", preview(t))
+            })?))
+        }
     }
 }
 

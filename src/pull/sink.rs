@@ -70,6 +70,63 @@ pub struct FileSink {
     /// through this sink since, has nothing to sync.
     synced_len: u64,
     written: bool,
+    writeback: Option<Writeback>,
+}
+
+/// Asks the kernel to start writing a file's dirty pages to disk, on a thread
+/// of its own: `sync_file_range` blocks while the disk's queue is full (for
+/// a fifth of a second, seen here), and nothing but the commit's fsync should
+/// wait for the disk. Requests that pile up meanwhile are served as one.
+struct Writeback {
+    kick: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writeback {
+    #[cfg(target_os = "linux")]
+    fn start(file: &File) -> Option<Writeback> {
+        use std::os::fd::AsRawFd;
+        let file = file.try_clone().ok()?;
+        let (kick, requests) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("writeback".into())
+            .spawn(move || {
+                while requests.recv().is_ok() {
+                    while requests.try_recv().is_ok() {}
+                    // SAFETY: a plain syscall on a descriptor this thread owns;
+                    // 0, 0 is the whole file, and SYNC_FILE_RANGE_WRITE only
+                    // queues writeback.
+                    unsafe {
+                        libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+                    }
+                }
+            })
+            .ok()?;
+        Some(Writeback {
+            kick: Some(kick),
+            thread: Some(thread),
+        })
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn start(_: &File) -> Option<Writeback> {
+        None
+    }
+
+    fn kick(&self) {
+        if let Some(k) = &self.kick {
+            let _ = k.send(());
+        }
+    }
+}
+
+impl Drop for Writeback {
+    fn drop(&mut self) {
+        self.kick = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Sink {
@@ -119,6 +176,7 @@ impl Sink {
                 created: !existed,
                 synced_len,
                 written: false,
+                writeback: None,
             }),
             recovery,
         ))
@@ -181,19 +239,11 @@ impl Sink {
             if f.out.flush().is_err() {
                 return;
             }
-            #[cfg(target_os = "linux")]
-            {
-                use std::os::fd::AsRawFd;
-                // SAFETY: a plain syscall on a descriptor this sink owns; 0, 0 is
-                // the whole file, and SYNC_FILE_RANGE_WRITE only queues writeback.
-                unsafe {
-                    libc::sync_file_range(
-                        f.out.get_ref().as_raw_fd(),
-                        0,
-                        0,
-                        libc::SYNC_FILE_RANGE_WRITE,
-                    );
-                }
+            if f.writeback.is_none() {
+                f.writeback = Writeback::start(f.out.get_ref());
+            }
+            if let Some(w) = &f.writeback {
+                w.kick();
             }
         }
     }
@@ -215,6 +265,8 @@ impl Sink {
             }
             Sink::File(f) => {
                 f.out.flush().map_err(err)?;
+                // Its last request is done before the fsync that makes it moot.
+                f.writeback = None;
                 let file = f.out.get_ref();
                 let (dev, ino, len) = identity(file).map_err(err)?;
                 if f.created || f.written || len != f.synced_len {

@@ -2,7 +2,7 @@
 //! ascending order, `$skip` and a page cap like the API. End-to-end behaviour
 //! over HTTP is tested against the sandbox in `tests/pull.rs`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use super::sink::Sink;
 use super::*;
@@ -11,6 +11,9 @@ struct Pages {
     records: RefCell<Vec<(String, Timestamp, String)>>,
     cap: usize,
     calls: RefCell<u32>,
+    /// Serve each page with its last record first: sorted at its end, not
+    /// at its start (a server that half ignores `$orderby`).
+    rotate: Cell<bool>,
 }
 
 impl Pages {
@@ -19,6 +22,7 @@ impl Pages {
             records: RefCell::new(Vec::new()),
             cap,
             calls: RefCell::new(0),
+            rotate: Cell::new(false),
         }
     }
 
@@ -30,7 +34,7 @@ impl Pages {
 }
 
 impl PageSource for Pages {
-    async fn page(&self, req: &PageRequest) -> Result<Page, ApiError> {
+    async fn fetch(&self, req: &PageRequest) -> Result<Fetched, ApiError> {
         *self.calls.borrow_mut() += 1;
         let PageRequest::Query(q) = req else {
             panic!("no nextLink here")
@@ -59,7 +63,11 @@ impl PageSource for Pages {
                 )
             })
             .collect::<Vec<_>>();
-        Ok(Page::from_records(q.endpoint, records, None).unwrap())
+        let mut records = records;
+        if self.rotate.get() && !records.is_empty() {
+            records.rotate_right(1);
+        }
+        Ok(Fetched::from_records(q.endpoint, records))
     }
 }
 
@@ -150,4 +158,62 @@ async fn recommendations_write_new_and_changed_and_forget_removed() {
     let (second, lines) = run(&src, &first.state, Endpoint::Recommendations).await;
     assert_eq!(lines, vec!["r1:6 exposed"]);
     assert_eq!(second.state.seen.len(), 1);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn asking_ahead_adds_no_call_when_pages_are_sorted() {
+    let src = Pages::new(10);
+    for i in 0..25 {
+        src.put(
+            &format!("a{i:02}"),
+            &format!("2026-12-02T10:00:{i:02}Z"),
+            "v1",
+        );
+    }
+    let (first, lines) = run(&src, &EndpointState::default(), Endpoint::Alerts).await;
+    assert_eq!(lines.len(), 25);
+    // Pages of 10, 10 and 5, then the one more call a short page with news
+    // gets: the minimum, though each next page was asked for ahead.
+    assert_eq!((*src.calls.borrow(), first.pages), (4, 4));
+    // Resuming with nothing new re-reads the lookback window (all 25, in the
+    // learned pages of 10) and asks nothing ahead: one call per page.
+    *src.calls.borrow_mut() = 0;
+    let (second, lines) = run(&src, &first.state, Endpoint::Alerts).await;
+    assert!(lines.is_empty());
+    assert_eq!((*src.calls.borrow(), second.pages), (3, 3));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_page_that_leads_elsewhere_than_its_end_drops_the_request_made_ahead() {
+    let src = Pages::new(10);
+    for i in 0..25 {
+        src.put(
+            &format!("a{i:02}"),
+            &format!("2026-12-02T10:00:{i:02}Z"),
+            "v1",
+        );
+    }
+    src.rotate.set(true);
+    let (out, lines) = run(&src, &EndpointState::default(), Endpoint::Alerts).await;
+    // Every record once, whatever was asked ahead.
+    let mut ids: Vec<&str> = lines.iter().map(|l| l.split(':').next().unwrap()).collect();
+    ids.sort_unstable();
+    let want: Vec<String> = (0..25).map(|i| format!("a{i:02}")).collect();
+    assert_eq!(ids, want);
+    assert_eq!(
+        out.state.cursor.as_deref(),
+        Some("2026-12-02T10:00:24.0000000Z")
+    );
+    // The unsorted pages send the walk to $skip paging; each guess made from
+    // a page's sorted-looking end was a request too many, and only that.
+    assert!(
+        *src.calls.borrow() > out.pages,
+        "{} calls",
+        src.calls.borrow()
+    );
+    assert!(
+        *src.calls.borrow() <= 2 * out.pages,
+        "{} calls",
+        src.calls.borrow()
+    );
 }

@@ -101,6 +101,30 @@ impl Walk {
         }
     }
 
+    /// The request that follows a full page, sorted by time, whose last time
+    /// is `last`, shared by its last `ties` records: what [`advance`](Walk::advance)
+    /// would ask for next after such a page. `None` for walks that are not by
+    /// keyset, or follow a `nextLink`, or when `last` is before where the walk
+    /// stands (the page would not be sorted).
+    pub fn after(&self, last: Timestamp, ties: u64) -> Option<PageRequest> {
+        let Mode::Keyset { from, .. } = self.mode else {
+            return None;
+        };
+        if !matches!(self.next, Some(PageRequest::Query(_))) || last < from || ties == 0 {
+            return None;
+        }
+        let mut then = self.clone();
+        if let Mode::Keyset { from, .. } = &mut then.mode {
+            if last == *from {
+                then.skip += ties;
+            } else {
+                *from = last;
+                then.skip = ties;
+            }
+        }
+        Some(then.query())
+    }
+
     /// A page size cap learned in this walk.
     pub fn learned_cap(&self) -> Option<u32> {
         self.learned
