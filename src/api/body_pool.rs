@@ -69,6 +69,7 @@ fn with_headroom(capacity: usize) -> usize {
 /// it: a 33 MB body then costs a few dozen page faults as it arrives, not
 /// eight thousand.
 fn fresh(capacity: usize) -> Vec<u8> {
+    tracing::trace!("a new body buffer of {capacity} bytes");
     let buf = Vec::with_capacity(capacity);
     #[cfg(target_os = "linux")]
     if capacity >= HUGE << 2 {

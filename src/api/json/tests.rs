@@ -236,3 +236,33 @@ fn the_first_occurrence_wins_and_only_objects_have_members() {
     let b = br#"[{"id":"inner"}] "#;
     assert_eq!(value(b, 0, ["id"]).unwrap().1, [None]);
 }
+
+#[test]
+fn the_wide_string_scan_stops_where_a_plain_loop_does() {
+    // Sixteen- and eight-byte steps, then bytes: a special byte at every
+    // offset of a long run, of each kind, among bytes that are not special
+    // (UTF-8 continuation bytes above 0x7F included: they must not pass for
+    // control characters), from every start.
+    let plain = |b: &[u8], j: usize| {
+        (j..b.len())
+            .find(|&k| b[k] == b'"' || b[k] == b'\\' || b[k] < 0x20)
+            .unwrap_or(b.len())
+    };
+    let filler: Vec<u8> = "aé€\u{7f}~ 0".bytes().cycle().take(70).collect();
+    for special in [b'"', b'\\', 0x00, 0x1F, b'\n'] {
+        for at in 0..filler.len() {
+            let mut b = filler.clone();
+            b[at] = special;
+            for start in 0..=at.min(20) {
+                assert_eq!(
+                    to_special(&b, start),
+                    plain(&b, start),
+                    "{special:#x} at {at}"
+                );
+            }
+        }
+    }
+    for start in 0..=filler.len() {
+        assert_eq!(to_special(&filler, start), filler.len());
+    }
+}

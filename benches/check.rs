@@ -1,0 +1,63 @@
+//! The page check on its own: how fast one page of 10,000 alerts with
+//! evidence, as the sandbox serves it, is checked (our JSON scanner, the
+//! record spans and their `id` and time, UTF-8), on one core. The pull
+//! benchmark's CPU column is the whole job; this is its largest part.
+//!
+//!     cargo bench --bench check
+//!
+//! Prints the best of 20 runs. Not a test: nothing here asserts on time.
+
+use std::process::Command;
+use std::time::Instant;
+
+use defender_ingest::api::{Endpoint, Fetched};
+use defender_ingest::sandbox::{Sandbox, SandboxConfig};
+
+fn main() {
+    let sb = Sandbox::spawn(SandboxConfig {
+        alerts: 10_000,
+        rate_limit_per_minute: None,
+        ..SandboxConfig::default()
+    })
+    .expect("sandbox");
+    let cfg = sb.config().clone();
+    let curl = |args: &[&str]| -> Vec<u8> {
+        let out = Command::new("curl")
+            .args(["-s", "--fail"])
+            .args(args)
+            .output()
+            .expect("curl");
+        assert!(out.status.success(), "curl {args:?}");
+        out.stdout
+    };
+    let token_url = format!("{}/{}/oauth2/v2.0/token", sb.url(), cfg.tenant_id);
+    let form = format!(
+        "grant_type=client_credentials&client_id={}&client_secret={}&scope=https://api.securitycenter.microsoft.com/.default",
+        cfg.client_id, cfg.client_secret
+    );
+    let token: serde_json::Value =
+        serde_json::from_slice(&curl(&["-X", "POST", &token_url, "-d", &form])).expect("token");
+    let bearer = format!(
+        "Authorization: Bearer {}",
+        token["access_token"].as_str().expect("access_token")
+    );
+    let page_url = format!("{}/api/alerts?$top=10000&$expand=evidence", sb.url());
+    let body = curl(&["-H", &bearer, &page_url]);
+    let base = url::Url::parse(&sb.url()).unwrap();
+
+    let mut best = f64::MAX;
+    let mut records = 0;
+    for _ in 0..20 {
+        let fetched = Fetched::new(Endpoint::Alerts, body.clone(), base.clone());
+        let started = Instant::now();
+        let page = fetched.check().expect("a valid page");
+        best = best.min(started.elapsed().as_secs_f64());
+        records = page.len();
+    }
+    println!(
+        "checked {records} alerts with evidence, {:.1} MB: best of 20 {:.1} ms, {:.2} GB/s",
+        body.len() as f64 / 1e6,
+        best * 1e3,
+        body.len() as f64 / best / 1e9
+    );
+}
