@@ -397,17 +397,45 @@ fn spawn_pull(c: &Connected, file: &Path) -> std::process::Child {
 
 #[test]
 fn sigkill_at_random_points_loses_nothing_and_duplicates_nothing() {
-    // Large enough, and paged small and slowly enough, that a pull takes a second or two.
+    // Paged small and served slowly, so that a pull makes about ten API
+    // requests; each round kills it once the sandbox has logged a random number
+    // of them (from none to about all), plus a random few milliseconds: before
+    // its first request, between pages, while it writes, or as it commits. A
+    // random delay on the clock alone would depend on how fast the pull is.
     let c = paged(3000, 200);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("out.jsonl");
+    ok(&c.pull_to(&file, &[]));
+    let api_calls = || {
+        c.sb.requests()
+            .iter()
+            .filter(|r| r.path.starts_with("/api/"))
+            .count()
+    };
     let mut killed_mid_pull = 0;
     for round in 0..6 {
-        c.sb.faults().slow_next(100, Duration::from_millis(40));
+        // New work: at least four pages of new alerts, and more after a kill
+        // (what a killed pull did not commit is pulled again).
+        let t = c.sb.tenant();
+        t.add_alerts(700 + 50 * round);
+        t.update_alerts(3);
+        if round % 2 == 0 {
+            t.progress_investigations(1);
+            t.change_recommendations(1);
+        }
+        c.sb.faults().slow_next(1000, Duration::from_millis(40));
+        let (before, after) = (api_calls(), rand::random_range(0..=9));
         let mut child = spawn_pull(&c, &file);
-        let delay = Duration::from_millis(rand::random_range(50..1500));
-        std::thread::sleep(delay);
-        // SAFETY: a plain kill(2) on our own child's pid, which it still is (not yet waited for).
+        let give_up = std::time::Instant::now() + Duration::from_secs(60);
+        while api_calls() < before + after
+            && child.try_wait().unwrap().is_none()
+            && std::time::Instant::now() < give_up
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(rand::random_range(0..50)));
+        // SAFETY: a plain kill(2) on our own child's pid, which it still is
+        // (not yet reaped, so at worst a zombie).
         let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
         assert_eq!(rc, 0);
         let status = child.wait().unwrap();
@@ -416,13 +444,6 @@ fn sigkill_at_random_points_loses_nothing_and_duplicates_nothing() {
         }
         // The file may end mid-line now; the state must still be readable.
         c.status();
-        let t = c.sb.tenant();
-        t.add_alerts(1 + round);
-        t.update_alerts(3);
-        if round % 2 == 0 {
-            t.progress_investigations(1);
-            t.change_recommendations(1);
-        }
     }
     assert!(killed_mid_pull >= 3, "most kills landed mid-pull");
     c.sb.faults().slow_next(0, Duration::ZERO);
