@@ -92,5 +92,18 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Exit> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(cmd::dispatch(&ctx, cli.command))
+    // The command runs as a task on a runtime worker, not in `block_on` on
+    // this thread: a page body arrives as many chunks that the connection's
+    // task hands to the command's, and on the same worker that handoff needs
+    // no cross-thread wakeup (a tenth less CPU for a 100k-alert pull here:
+    // medians of three batches in random order, 0.55–0.61 s against
+    // 0.63–0.65 s).
+    let command = cli.command;
+    rt.block_on(async move {
+        match tokio::spawn(async move { cmd::dispatch(&ctx, command).await }).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(anyhow::anyhow!("the command was cancelled: {e}")),
+        }
+    })
 }

@@ -31,7 +31,7 @@ pub struct Batch {
     pub picks: Vec<usize>,
 }
 
-type FirstWrite<'a> = Box<dyn FnOnce(&mut Sink) -> Result<(), PullError> + 'a>;
+type FirstWrite<'a> = Box<dyn FnOnce(&mut Sink) -> Result<(), PullError> + Send + 'a>;
 
 pub struct Writer<'a> {
     sink: Arc<Mutex<Sink>>,
@@ -51,7 +51,7 @@ impl<'a> Writer<'a> {
     /// Run `hook` before the first record is written (not at all if none is).
     pub fn with_first_write(
         mut self,
-        hook: impl FnOnce(&mut Sink) -> Result<(), PullError> + 'a,
+        hook: impl FnOnce(&mut Sink) -> Result<(), PullError> + Send + 'a,
     ) -> Writer<'a> {
         self.first_write = Some(Box::new(hook));
         self
@@ -120,20 +120,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.jsonl");
         let (sink, _) = Sink::open_file(&path, None).unwrap();
-        let calls = std::cell::Cell::new(0);
+        let calls = std::sync::atomic::AtomicU32::new(0);
         let mut w = Writer::new(sink).with_first_write(|sink| {
             // Nothing of this pull has reached the file yet.
             assert_eq!(sink.mark().unwrap().unwrap().pending_from, Some(0));
-            calls.set(calls.get() + 1);
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Ok(())
         });
         w.write(batch(&[r#"{"a":1}"#], vec![])).await.unwrap();
-        assert_eq!(calls.get(), 0);
+        assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 0);
         w.write(batch(&[r#"{"a":1}"#, r#"{"b":2}"#], vec![1]))
             .await
             .unwrap();
         w.write(batch(&[r#"{"c":3}"#], vec![0])).await.unwrap();
-        assert_eq!(calls.get(), 1);
+        assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 1);
         w.finish().await.unwrap().commit().unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
