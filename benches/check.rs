@@ -7,7 +7,8 @@
 //!
 //! Prints the best of 20 runs. Not a test: nothing here asserts on time.
 
-use std::process::Command;
+mod common;
+
 use std::time::Instant;
 
 use defender_ingest::api::{Endpoint, Fetched};
@@ -20,29 +21,9 @@ fn main() {
         ..SandboxConfig::default()
     })
     .expect("sandbox");
-    let cfg = sb.config().clone();
-    let curl = |args: &[&str]| -> Vec<u8> {
-        let out = Command::new("curl")
-            .args(["-s", "--fail"])
-            .args(args)
-            .output()
-            .expect("curl");
-        assert!(out.status.success(), "curl {args:?}");
-        out.stdout
-    };
-    let token_url = format!("{}/{}/oauth2/v2.0/token", sb.url(), cfg.tenant_id);
-    let form = format!(
-        "grant_type=client_credentials&client_id={}&client_secret={}&scope=https://api.securitycenter.microsoft.com/.default",
-        cfg.client_id, cfg.client_secret
-    );
-    let token: serde_json::Value =
-        serde_json::from_slice(&curl(&["-X", "POST", &token_url, "-d", &form])).expect("token");
-    let bearer = format!(
-        "Authorization: Bearer {}",
-        token["access_token"].as_str().expect("access_token")
-    );
+    let bearer = format!("Authorization: Bearer {}", common::access_token(&sb));
     let page_url = format!("{}/api/alerts?$top=10000&$expand=evidence", sb.url());
-    let body = curl(&["-H", &bearer, &page_url]);
+    let body = common::curl(&["-H", &bearer, &page_url]);
     let base = url::Url::parse(&sb.url()).unwrap();
 
     let mut best = f64::MAX;

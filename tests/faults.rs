@@ -406,12 +406,6 @@ fn sigkill_at_random_points_loses_nothing_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("out.jsonl");
     ok(&c.pull_to(&file, &[]));
-    let api_calls = || {
-        c.sb.requests()
-            .iter()
-            .filter(|r| r.path.starts_with("/api/"))
-            .count()
-    };
     let mut killed_mid_pull = 0;
     for round in 0..6 {
         // New work: at least four pages of new alerts, and more after a kill
@@ -424,12 +418,12 @@ fn sigkill_at_random_points_loses_nothing_and_duplicates_nothing() {
             t.change_recommendations(1);
         }
         c.sb.faults().slow_next(1000, Duration::from_millis(40));
-        let (before, after) = (api_calls(), rand::random_range(0..=9));
+        let (before, after) = (c.api_calls(), rand::random_range(0..=9));
         let mut child = spawn_pull(&c, &file);
-        let give_up = std::time::Instant::now() + Duration::from_secs(60);
-        while api_calls() < before + after
+        let give_up = Instant::now() + Duration::from_secs(60);
+        while c.api_calls() < before + after
             && child.try_wait().unwrap().is_none()
-            && std::time::Instant::now() < give_up
+            && Instant::now() < give_up
         {
             std::thread::sleep(Duration::from_millis(1));
         }

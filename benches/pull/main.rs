@@ -13,6 +13,8 @@
 //!
 //!     cargo bench --bench pull -- --sizes 10000,100000,1000000 --runs 3
 
+#[path = "../common/mod.rs"]
+mod common;
 mod spawner;
 
 use std::io::Write;
@@ -169,29 +171,7 @@ impl Bench {
         );
         assert!(b.cmd().arg("enable").status().unwrap().success());
         b.pristine = std::fs::read(b.state_file()).unwrap();
-        let token = Command::new("curl")
-            .args(["-s", "--fail", "-X", "POST"])
-            .arg(format!(
-                "{}/{}/oauth2/v2.0/token",
-                b.sb.url(),
-                cfg.tenant_id
-            ))
-            .args(["-d", "grant_type=client_credentials"])
-            .arg("-d")
-            .arg(format!("client_id={}", cfg.client_id))
-            .arg("-d")
-            .arg(format!("client_secret={}", cfg.client_secret))
-            .args([
-                "-d",
-                "scope=https://api.securitycenter.microsoft.com/.default",
-            ])
-            .output()
-            .expect("curl");
-        let v: serde_json::Value = serde_json::from_slice(&token.stdout).expect("token JSON");
-        b.token = v["access_token"]
-            .as_str()
-            .expect("access_token")
-            .to_string();
+        b.token = common::access_token(&b.sb);
         b
     }
 
