@@ -24,8 +24,12 @@ fn backfill_then_changes_are_written_exactly_once_and_a_quiet_pull_makes_3_calls
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("defender.jsonl");
 
+    let before = c.api_calls();
     let stderr = ok(&c.pull_to(&file, &[]));
     assert!(stderr.is_empty(), "a successful pull is silent: {stderr}");
+    // Each endpoint's page, and the empty one that ends its walk: the later
+    // endpoints' first pages, asked for early, cost no call of their own.
+    assert_eq!(c.api_calls() - before, 6);
     let first = lines(&file);
     assert_eq!(first.len(), c.truth().len());
     assert_exactly_once(&first, &c.truth());

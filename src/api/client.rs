@@ -15,6 +15,7 @@ use reqwest::header::{ACCEPT, CONTENT_ENCODING, CONTENT_LENGTH, RETRY_AFTER};
 use tokio::time::Instant;
 use url::Url;
 
+use super::arrival::Arrival;
 use super::page::{self, PageError};
 use super::transport::{self, Transport};
 use super::{ApiError, BodyPool, Budget, Endpoint, Fetched, Page, PageRequest, odata, retry};
@@ -401,22 +402,22 @@ impl DefenderClient {
         };
         // Read the body chunk by chunk into one buffer sized from Content-Length
         // (`bytes()` would hold every chunk and then a contiguous copy: twice
-        // the page), reusing the buffer of a page already written. Nothing is
-        // checked while it arrives: the sooner the last byte is in, the sooner
-        // `pull` can ask for the next page.
+        // the page), reusing the buffer of a page already written; a large
+        // one is checked as it arrives, on a thread of its own (see `arrival`).
         let mut resp = resp;
         let capacity = declared.unwrap_or(1 << 16).min(MAX_PREALLOC) as usize;
-        let mut body = self.bodies.take(capacity);
+        let mut arrival = Arrival::new(endpoint, self.bodies.take(capacity), declared);
         loop {
             match resp.chunk().await {
-                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(Some(chunk)) => arrival.push(chunk).await,
                 Ok(None) => break,
                 Err(e) => {
-                    self.bodies.give(body);
+                    self.bodies.give(arrival.end().await.0);
                     return self.transport_failure(endpoint, url, &e);
                 }
             }
         }
+        let (body, scan) = arrival.end().await;
         if let Some(len) = declared
             && len != body.len() as u64
         {
@@ -431,7 +432,9 @@ impl DefenderClient {
             };
         }
         tracing::debug!("{endpoint}: a body of {} bytes", body.len());
-        let fetched = Fetched::new(endpoint, body, self.base.clone()).recycle_into(&self.bodies);
+        let fetched = Fetched::new(endpoint, body, self.base.clone())
+            .checked_so_far(scan)
+            .recycle_into(&self.bodies);
         if page::looks_whole(fetched.bytes()) {
             return Outcome::Body(fetched);
         }

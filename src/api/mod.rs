@@ -6,6 +6,7 @@
 //! 1,500/h), `Retry-After`, retries with backoff, one token refresh on 401, and
 //! turning the API's answers into typed errors.
 
+mod arrival;
 mod body_pool;
 mod budget;
 mod client;
@@ -126,6 +127,8 @@ pub struct Fetched {
     body: Vec<u8>,
     api_base: Url,
     recycle: Option<BodyPool>,
+    /// How far the body was checked as it arrived.
+    scan: Option<page::PageScan>,
 }
 
 impl Fetched {
@@ -136,7 +139,14 @@ impl Fetched {
             body,
             api_base,
             recycle: None,
+            scan: None,
         }
+    }
+
+    /// Go on from `scan`, which has checked (part of) this body, when checking it.
+    pub(crate) fn checked_so_far(mut self, scan: Option<page::PageScan>) -> Fetched {
+        self.scan = scan;
+        self
     }
 
     /// A body made of `endpoint`'s given records (each a JSON object's text),
@@ -199,7 +209,11 @@ impl Fetched {
     /// the client's pool when the page is dropped).
     pub fn check(mut self) -> Result<Page, page::PageError> {
         let body = std::mem::take(&mut self.body);
-        let page = page::PageScan::new(self.endpoint).finish(body, &self.api_base)?;
+        let scan = self
+            .scan
+            .take()
+            .unwrap_or_else(|| page::PageScan::new(self.endpoint));
+        let page = scan.finish(body, &self.api_base)?;
         Ok(match self.recycle.take() {
             Some(pool) => page.recycle_into(&pool),
             None => page,

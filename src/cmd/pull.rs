@@ -13,6 +13,7 @@ use crate::auth::Session;
 use crate::cli::PullArgs;
 use crate::exit::UsageError;
 use crate::progress::Progress;
+use crate::pull::early::Early;
 use crate::pull::sink::{Recovery, Sink};
 use crate::pull::writer::Writer;
 use crate::pull::{self, EndpointOutcome, Options, PageSource};
@@ -88,14 +89,14 @@ pub async fn run(ctx: &Context, args: &PullArgs) -> anyhow::Result<Exit> {
     http_opts.plain_http_only = api_base.scheme() == "http" && login_base.scheme() == "http";
     let http = net::client(&http_opts)?;
     let session = Session::for_profile(&profile, ctx.secrets.clone(), http.clone()).await?;
-    let client = DefenderClient::new(
+    let client = Arc::new(DefenderClient::new(
         http,
         api_base,
         Arc::new(session),
         Limits::default()
             .with_retries(ctx.http.max_retries)
             .with_calls_per_minute(ctx.http.calls_per_minute),
-    );
+    ));
     if let Some(d) = plan.opts.deadline {
         client.set_deadline(d);
     }
@@ -126,11 +127,17 @@ pub async fn run(ctx: &Context, args: &PullArgs) -> anyhow::Result<Exit> {
     }
     let mut outcomes: Vec<EndpointOutcome> = Vec::new();
     let fresh = crate::state::EndpointState::default();
+    let prior = |e: Endpoint| profile.endpoint(e.name()).unwrap_or(&fresh);
+    let later = Endpoint::ALL[1..]
+        .iter()
+        .map(|e| pull::first_request(*e, prior(*e), &plan.opts))
+        .collect();
+    let source = Early::new(Arc::clone(&client), later);
     for endpoint in Endpoint::ALL {
-        let prior = profile.endpoint(endpoint.name()).unwrap_or(&fresh);
+        let prior = prior(endpoint);
         let progress = Progress::counter(ctx.verbosity, format!("pulling {}", endpoint.name()));
         let outcome = pull::pull_endpoint(
-            &client,
+            &source,
             endpoint,
             prior,
             &plan.opts,

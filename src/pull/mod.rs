@@ -16,6 +16,7 @@
 //! output is durable (see [`sink`]); a pull that fails leaves it as it was.
 
 pub mod ahead;
+pub mod early;
 pub mod record;
 pub mod seen;
 pub mod sink;
@@ -95,6 +96,10 @@ impl Options {
     }
 }
 
+/// A body up to this size is taken in while the page before it is still
+/// being written.
+const SMALL_BODY: usize = 1 << 20;
+
 /// What one endpoint's pull did.
 #[derive(Debug, Clone)]
 pub struct EndpointOutcome {
@@ -170,6 +175,60 @@ fn take_in(endpoint: Endpoint, fetched: Fetched, memory: &mut Memory) -> Result<
     })
 }
 
+/// Where one endpoint's pull starts, from its state and the options.
+struct Start {
+    /// Nothing before this is asked for.
+    floor: Timestamp,
+    cursor: Option<Timestamp>,
+    /// How far before the cursor is read again.
+    window: Option<Duration>,
+    walk: Walk,
+}
+
+impl Start {
+    fn of(endpoint: Endpoint, prior: &EndpointState, opts: &Options) -> Start {
+        let floor = prior
+            .floor
+            .as_deref()
+            .and_then(time::parse)
+            .unwrap_or(opts.since);
+        let cursor = prior.cursor.as_deref().and_then(time::parse);
+        let window = match endpoint {
+            Endpoint::Alerts => Some(opts.lookback),
+            Endpoint::Investigations => Some(opts.investigation_window),
+            Endpoint::Recommendations => None,
+        };
+        let walk = match (endpoint, window) {
+            (Endpoint::Alerts, Some(w)) => {
+                let from = cursor.map_or(floor, |c| (c - w).max(floor));
+                Walk::keyset(endpoint, from, opts.top, prior.page_cap)
+            }
+            (Endpoint::Investigations, Some(w)) => {
+                let from = cursor.map_or(floor, |c| (c - w).max(floor));
+                let filter = format!("startTime ge {}", time::odata(from));
+                Walk::skip(endpoint, Some(filter), opts.top, prior.page_cap)
+            }
+            _ => Walk::skip(endpoint, None, opts.top, prior.page_cap),
+        };
+        Start {
+            floor,
+            cursor,
+            window,
+            walk,
+        }
+    }
+}
+
+/// The first request [`pull_endpoint`] makes for `endpoint` from `prior`: it
+/// depends on nothing else, so a caller may ask for it early.
+pub fn first_request(endpoint: Endpoint, prior: &EndpointState, opts: &Options) -> PageRequest {
+    Start::of(endpoint, prior, opts)
+        .walk
+        .request()
+        .cloned()
+        .expect("a walk starts with a request")
+}
+
 /// Pull one endpoint into `writer`, starting from `prior`. Hands lines to the
 /// writer (the last page may still be being written on return); does not
 /// commit the sink or the state (the caller finishes the writer, commits the
@@ -184,33 +243,16 @@ pub async fn pull_endpoint<S: PageSource>(
     mut on_page: impl FnMut(u64),
 ) -> Result<EndpointOutcome, PullError> {
     let mut state = prior.clone();
-    let floor = prior
-        .floor
-        .as_deref()
-        .and_then(time::parse)
-        .unwrap_or(opts.since);
-    let cursor = prior.cursor.as_deref().and_then(time::parse);
+    let Start {
+        floor,
+        cursor,
+        window,
+        mut walk,
+    } = Start::of(endpoint, prior, opts);
     let mut memory = Memory {
         seen: Seen::decode(&prior.seen),
         newest: cursor,
         snapshot: HashSet::new(),
-    };
-    let window = match endpoint {
-        Endpoint::Alerts => Some(opts.lookback),
-        Endpoint::Investigations => Some(opts.investigation_window),
-        Endpoint::Recommendations => None,
-    };
-    let mut walk = match (endpoint, window) {
-        (Endpoint::Alerts, Some(w)) => {
-            let from = cursor.map_or(floor, |c| (c - w).max(floor));
-            Walk::keyset(endpoint, from, opts.top, prior.page_cap)
-        }
-        (Endpoint::Investigations, Some(w)) => {
-            let from = cursor.map_or(floor, |c| (c - w).max(floor));
-            let filter = format!("startTime ge {}", time::odata(from));
-            Walk::skip(endpoint, Some(filter), opts.top, prior.page_cap)
-        }
-        _ => Walk::skip(endpoint, None, opts.top, prior.page_cap),
     };
     let (mut read, mut written, mut pages, mut complete) = (0u64, 0u64, 0u32, true);
     // Guess the next request only where a page is likely to be followed by
@@ -232,9 +274,13 @@ pub async fn pull_endpoint<S: PageSource>(
             None => source.fetch(&req).await?,
         };
         let guess = guessing.then(|| ahead::guess(&walk, &fetched)).flatten();
-        // The page before this one is written, so at most two bodies are in
-        // memory: this one and the next.
-        writer.wait().await?;
+        // Before a large body is taken in, the page before it is written, so
+        // at most two large bodies are in memory: this one and the next. A
+        // small one (the empty page that ends most walks) goes on while the
+        // writer works, so the next endpoint's first request is not held up.
+        if fetched.bytes().len() > SMALL_BODY {
+            writer.wait().await?;
+        }
         let fetched_at = time::rfc3339_seconds(chrono::Utc::now());
         let prefix = Envelope::prefix(endpoint.kind(), tenant_id, &fetched_at);
 

@@ -218,10 +218,20 @@ impl Sink {
         records: impl IntoIterator<Item = &'r str>,
     ) -> Result<(), SinkError> {
         let result = match self {
-            Sink::Stdout(w) => line.write_many(w, records),
+            Sink::Stdout(w) => line.write_many(w, records, || {}),
             Sink::File(f) => {
                 f.written = true;
-                line.write_many(&mut f.out, records)
+                if f.writeback.is_none() {
+                    f.writeback = Writeback::start(f.out.get_ref());
+                }
+                // Queue writeback after each `writev` (a megabyte or so), not
+                // once per page: the disk then works while the rest is written.
+                let writeback = &f.writeback;
+                line.write_many(&mut f.out, records, || {
+                    if let Some(w) = writeback {
+                        w.kick();
+                    }
+                })
             }
         };
         result.map_err(|source| SinkError::Write {
@@ -334,10 +344,13 @@ impl<'a> Envelope<'a> {
         w.write_all(b"}\n")
     }
 
+    /// Write one line per record, a `writev` at a time, calling `written`
+    /// after each full one.
     fn write_many<'r, W: Write>(
         &self,
         w: &mut BufWriter<W>,
         records: impl IntoIterator<Item = &'r str>,
+        mut written: impl FnMut(),
     ) -> io::Result<()> {
         let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(SLICES);
         for data in records {
@@ -354,6 +367,7 @@ impl<'a> Envelope<'a> {
             ]);
             if slices.len() + 3 > SLICES {
                 write_slices(w, &mut slices)?;
+                written();
             }
         }
         write_slices(w, &mut slices)

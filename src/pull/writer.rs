@@ -2,10 +2,13 @@
 //!
 //! Once a page's records have been read for their ids and times, the next
 //! request is known, so `pull` hands the page to a [`Writer`] and goes on to
-//! fetch. The writer writes on a blocking thread, one page at a time: before a
-//! page is handed over, the previous one must be written, so at most two pages
-//! are in memory (the one being written and the one arriving) and a write error
-//! stops the pull at the next page. [`Writer::finish`] waits for the last page
+//! fetch. The writer writes on a blocking thread, one page at a time, in the
+//! order handed over. A few pages may queue behind the one being written;
+//! before one more is handed over, all must be written. `pull` takes a large page in
+//! only when nothing is being written (small ones, such as the page that ends
+//! a walk, go on meanwhile), so at most two large pages are in memory: the one
+//! being written and the one arriving. A write error stops the pull at the
+//! next wait. [`Writer::finish`] waits for the last page
 //! and gives the [`Sink`] back, to be committed — nothing is made durable, and
 //! no state moves, before every page has been written.
 //!
@@ -36,7 +39,25 @@ type FirstWrite<'a> = Box<dyn FnOnce(&mut Sink) -> Result<(), PullError> + Send 
 pub struct Writer<'a> {
     sink: Arc<Mutex<Sink>>,
     busy: Option<JoinHandle<Result<(), SinkError>>>,
+    /// How many batches `busy` writes after the one being written.
+    queued: usize,
     first_write: Option<FirstWrite<'a>>,
+}
+
+/// Batches that may queue behind the one being written (all small: see the
+/// module's note).
+const QUEUE: usize = 4;
+
+/// A write job's result, its panic carried on.
+fn settle(joined: Result<Result<(), SinkError>, tokio::task::JoinError>) -> Result<(), SinkError> {
+    match joined {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(SinkError::Write {
+            target: "the output".into(),
+            source: std::io::Error::other(e),
+        }),
+    }
 }
 
 impl<'a> Writer<'a> {
@@ -44,6 +65,7 @@ impl<'a> Writer<'a> {
         Writer {
             sink: Arc::new(Mutex::new(sink)),
             busy: None,
+            queued: 0,
             first_write: None,
         }
     }
@@ -57,40 +79,52 @@ impl<'a> Writer<'a> {
         self
     }
 
-    /// Wait for the page being written, then start writing `batch`.
+    /// Start writing `batch` after what is being written. A few batches may
+    /// queue behind the one being written (`pull` takes a large page in only
+    /// when nothing is being written, so queued ones are small); before one
+    /// more, this waits.
     pub async fn write(&mut self, batch: Batch) -> Result<(), PullError> {
-        self.wait().await?;
         if batch.picks.is_empty() {
+            // Nothing to write: the page being written goes on (its error, if
+            // any, stops the pull at the next wait).
             return Ok(());
         }
+        if self.queued == QUEUE {
+            self.wait().await?;
+        }
         if let Some(hook) = self.first_write.take() {
-            // Nothing is being written now (waited above), so the lock is free.
+            // No batch with records was handed over before this one, so
+            // nothing is being written and the lock is free.
             let mut sink = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
             hook(&mut sink)?;
         }
         let sink = Arc::clone(&self.sink);
-        self.busy = Some(tokio::task::spawn_blocking(move || {
+        let write = move || {
             let mut sink = sink.lock().unwrap_or_else(PoisonError::into_inner);
             let envelope = Envelope::new(&batch.prefix);
             sink.write_records(&envelope, batch.picks.iter().map(|&i| batch.page.record(i)))?;
             sink.start_writeback();
             Ok(())
-        }));
+        };
+        self.busy = Some(match self.busy.take() {
+            None => tokio::task::spawn_blocking(write),
+            Some(before) => {
+                self.queued += 1;
+                tokio::spawn(async move {
+                    settle(before.await)?;
+                    settle(tokio::task::spawn_blocking(write).await)
+                })
+            }
+        });
         Ok(())
     }
 
     /// Wait until everything handed over is written.
     pub async fn wait(&mut self) -> Result<(), SinkError> {
+        self.queued = 0;
         match self.busy.take() {
             None => Ok(()),
-            Some(job) => match job.await {
-                Ok(result) => result,
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(e) => Err(SinkError::Write {
-                    target: "the output".into(),
-                    source: std::io::Error::other(e),
-                }),
-            },
+            Some(job) => settle(job.await),
         }
     }
 
@@ -139,5 +173,35 @@ mod tests {
             std::fs::read_to_string(&path).unwrap(),
             "{\"data\":{\"b\":2}}\n{\"data\":{\"c\":3}}\n"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queued_batches_are_written_in_order_and_the_queue_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let (sink, _) = Sink::open_file(&path, None).unwrap();
+        let mut w = Writer::new(sink);
+        // A large batch first, then small ones queued behind it.
+        let big: Vec<String> = (0..20_000)
+            .map(|i| format!(r#"{{"n":{i},"pad":"{}"}}"#, "x".repeat(200)))
+            .collect();
+        let refs: Vec<&str> = big.iter().map(String::as_str).collect();
+        w.write(batch(&refs, (0..refs.len()).collect()))
+            .await
+            .unwrap();
+        for i in 0..3 * QUEUE {
+            w.write(batch(&[&format!(r#"{{"small":{i}}}"#)], vec![0]))
+                .await
+                .unwrap();
+            assert!(w.queued <= QUEUE, "{} queued", w.queued);
+        }
+        w.finish().await.unwrap().commit().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 20_000 + 3 * QUEUE);
+        assert!(lines[19_999].contains(r#""n":19999"#));
+        for i in 0..3 * QUEUE {
+            assert_eq!(lines[20_000 + i], format!(r#"{{"data":{{"small":{i}}}}}"#));
+        }
     }
 }

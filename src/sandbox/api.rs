@@ -362,12 +362,14 @@ pub(crate) async fn handle(
     req: Request<Incoming>,
     ctl: &ConnCtl,
 ) -> Response<Body> {
+    let arrived = Instant::now();
     let path = req.uri().path().to_string();
     let query = http::query_pairs(&req);
     let method = req.method().to_string();
     let record = |status: u16| {
         shared.record(RequestRecord {
-            at: Instant::now(),
+            at: arrived,
+            answered: Instant::now(),
             method: method.clone(),
             path: path.clone(),
             query: query.clone(),

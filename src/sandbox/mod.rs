@@ -95,6 +95,9 @@ impl Default for SandboxConfig {
 pub struct RequestRecord {
     /// Host clock when it arrived.
     pub at: Instant,
+    /// Host clock when its answer was decided (later than `at` by any
+    /// injected delay).
+    pub answered: Instant,
     pub method: String,
     pub path: String,
     /// Decoded query pairs, e.g. `("$filter", "lastUpdateTime ge ...")`.

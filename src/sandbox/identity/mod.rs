@@ -139,8 +139,10 @@ pub(crate) async fn handle(
                 Ok(v) => http::json(StatusCode::OK, &v),
                 Err(e) => e.to_response(),
             };
+            let now = Instant::now();
             shared.record(RequestRecord {
-                at: Instant::now(),
+                at: now,
+                answered: now,
                 method: "POST".into(),
                 path,
                 query: Vec::new(),
