@@ -300,3 +300,40 @@ fn after_the_keyring_is_emptied_pull_exits_3_and_says_to_authorize() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("authorize"));
     assert_eq!(std::fs::read(&file).unwrap(), written);
 }
+
+#[test]
+fn a_large_window_read_again_is_sifted_as_it_arrives_and_written_exactly_once() {
+    // Enough alerts with evidence that the window read again is a body of
+    // over a megabyte, which the client sifts instead of holding whole.
+    let c = Connected::new(SandboxConfig {
+        alerts: 600,
+        ..SandboxConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("defender.jsonl");
+    let window = ["--lookback", "90d", "-vv"];
+    ok(&c.pull_to(&file, &window));
+    let first = lines(&file).len();
+
+    let t = c.sb.tenant();
+    t.add_alerts(3);
+    t.update_alerts(2);
+    let stderr = ok(&c.pull_to(&file, &window));
+    let sifted: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("/api/alerts: a body of") && l.contains("records kept"))
+        .collect();
+    assert_eq!(sifted.len(), 1, "{stderr}");
+    assert!(
+        sifted[0].contains("5 of its 603 records kept"),
+        "{}",
+        sifted[0]
+    );
+    let all = lines(&file);
+    assert_eq!(all.len() - first, 5);
+    assert_exactly_once(&all, &c.truth());
+
+    let stderr = ok(&c.pull_to(&file, &window));
+    assert!(stderr.contains("0 of its 603 records kept"), "{stderr}");
+    assert_eq!(lines(&file).len(), all.len());
+}

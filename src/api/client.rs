@@ -15,8 +15,9 @@ use reqwest::header::{ACCEPT, CONTENT_ENCODING, CONTENT_LENGTH, RETRY_AFTER};
 use tokio::time::Instant;
 use url::Url;
 
-use super::arrival::Arrival;
+use super::arrival::{Arrival, CHECK_AS_IT_ARRIVES};
 use super::page::{self, PageError};
+use super::sift::{Known, Sifter};
 use super::transport::{self, Transport};
 use super::{ApiError, BodyPool, Budget, Endpoint, Fetched, Page, PageRequest, odata, retry};
 use crate::auth::{AuthError, Session};
@@ -168,6 +169,16 @@ impl DefenderClient {
     /// refused (and retried, when cut off) here; the rest of the check is
     /// [`Fetched::check`]'s.
     pub async fn fetch(&self, req: &PageRequest) -> Result<Fetched, ApiError> {
+        self.fetch_sifting(req, None).await
+    }
+
+    /// [`fetch`](DefenderClient::fetch), dropping the records of a large
+    /// body whose fingerprints are `known` as it arrives (see [`sift`]).
+    pub async fn fetch_sifting(
+        &self,
+        req: &PageRequest,
+        known: Option<&Known>,
+    ) -> Result<Fetched, ApiError> {
         let (endpoint, url) = match req {
             PageRequest::Query(q) => (q.endpoint, odata::url(&self.base, q)),
             PageRequest::Next { endpoint, url } => {
@@ -188,7 +199,7 @@ impl DefenderClient {
             self.acquire(endpoint, attempts).await?;
             attempts += 1;
             self.calls.fetch_add(1, Ordering::Relaxed);
-            match self.exchange(endpoint, &url, &token).await {
+            match self.exchange(endpoint, &url, &token, known).await {
                 Outcome::Body(b) => return Ok(b),
                 Outcome::Fail(e) => return Err(e),
                 Outcome::Unauthorized if !refreshed => {
@@ -320,7 +331,13 @@ impl DefenderClient {
     }
 
     /// Send one request and read what came back.
-    async fn exchange(&self, endpoint: Endpoint, url: &Url, token: &str) -> Outcome {
+    async fn exchange(
+        &self,
+        endpoint: Endpoint,
+        url: &Url,
+        token: &str,
+        known: Option<&Known>,
+    ) -> Outcome {
         tracing::debug!("GET {url}");
         let sent = self
             .http
@@ -336,7 +353,10 @@ impl DefenderClient {
         let status = resp.status();
         tracing::debug!("{endpoint}: {status}");
         match status {
-            StatusCode::OK => self.read_page(endpoint, url, resp).await,
+            StatusCode::OK => match known {
+                Some(known) => self.sift_page(endpoint, url, resp, known).await,
+                None => self.read_page(endpoint, url, resp).await,
+            },
             StatusCode::UNAUTHORIZED => Outcome::Unauthorized,
             StatusCode::FORBIDDEN => Outcome::Fail(ApiError::Forbidden {
                 endpoint,
@@ -395,10 +415,7 @@ impl DefenderClient {
         let declared = if resp.headers().contains_key(CONTENT_ENCODING) {
             None
         } else {
-            resp.headers()
-                .get(CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok())
+            content_length(&resp)
         };
         // Read the body chunk by chunk into one buffer sized from Content-Length
         // (`bytes()` would hold every chunk and then a contiguous copy: twice
@@ -454,6 +471,65 @@ impl DefenderClient {
         }
     }
 
+    /// Read a body, sifting it (see [`sift`]) when it is declared large.
+    async fn sift_page(
+        &self,
+        endpoint: Endpoint,
+        url: &Url,
+        resp: reqwest::Response,
+        known: &Known,
+    ) -> Outcome {
+        let declared = if resp.headers().contains_key(CONTENT_ENCODING) {
+            None
+        } else {
+            content_length(&resp)
+        };
+        let Some(declared) = declared.filter(|&d| d >= CHECK_AS_IT_ARRIVES as u64) else {
+            return self.read_page(endpoint, url, resp).await;
+        };
+        let mut resp = resp;
+        let mut sifter = Sifter::new(endpoint, known, declared.min(MAX_PREALLOC) as usize);
+        let refused = loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    if let Err(e) = sifter.push(&chunk) {
+                        break e;
+                    }
+                }
+                Ok(None) => {
+                    if declared != sifter.len() as u64 {
+                        return Outcome::Retry {
+                            detail: format!(
+                                "the body was cut off: {} of {declared} bytes arrived",
+                                sifter.len()
+                            ),
+                            retry_after: None,
+                        };
+                    }
+                    match sifter.finish(&self.base) {
+                        Ok((page, records)) => {
+                            tracing::debug!(
+                                "{endpoint}: a body of {declared} bytes, {} of its {} records kept",
+                                page.len(),
+                                records.len()
+                            );
+                            return Outcome::Body(Fetched::sifted(endpoint, page, records));
+                        }
+                        Err(e) => break e,
+                    }
+                }
+                Err(e) => return self.transport_failure(endpoint, url, &e),
+            }
+        };
+        match refused {
+            PageError::CutOff(d) => Outcome::Retry {
+                detail: d,
+                retry_after: None,
+            },
+            e => Outcome::Fail(check_failed(endpoint, e)),
+        }
+    }
+
     fn transport_failure(&self, endpoint: Endpoint, url: &Url, e: &reqwest::Error) -> Outcome {
         match transport::classify(e) {
             Transport::Certificate { reason } => Outcome::Fail(ApiError::Tls {
@@ -487,6 +563,14 @@ impl DefenderClient {
 }
 
 /// A body that is not a page, as an API error.
+/// The body's declared length.
+fn content_length(resp: &reqwest::Response) -> Option<u64> {
+    resp.headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
 pub fn check_failed(endpoint: Endpoint, e: PageError) -> ApiError {
     ApiError::BadResponse {
         endpoint,

@@ -15,6 +15,7 @@ pub mod json;
 pub mod odata;
 pub mod page;
 pub mod retry;
+pub mod sift;
 pub mod tail;
 pub(crate) mod transport;
 
@@ -129,6 +130,9 @@ pub struct Fetched {
     recycle: Option<BodyPool>,
     /// How far the body was checked as it arrived.
     scan: Option<page::PageScan>,
+    /// A body sifted as it arrived: the page of its new records, checked,
+    /// and the account of all of them.
+    sifted: Option<Box<(Page, sift::KnownRecords)>>,
 }
 
 impl Fetched {
@@ -140,7 +144,19 @@ impl Fetched {
             api_base,
             recycle: None,
             scan: None,
+            sifted: None,
         }
+    }
+
+    /// A body sifted as it arrived (see [`sift`]), already checked.
+    pub(crate) fn sifted(endpoint: Endpoint, page: Page, records: sift::KnownRecords) -> Fetched {
+        let mut f = Fetched::new(
+            endpoint,
+            Vec::new(),
+            Url::parse("http://localhost").expect("a URL"),
+        );
+        f.sifted = Some(Box::new((page, records)));
+        f
     }
 
     /// Go on from `scan`, which has checked (part of) this body, when checking it.
@@ -179,9 +195,17 @@ impl Fetched {
         self.endpoint
     }
 
-    /// The body as received.
+    /// The body as received (empty when sifted).
     pub fn bytes(&self) -> &[u8] {
         &self.body
+    }
+
+    /// The bytes this holds: the body, or the records a sifted body kept.
+    pub fn held(&self) -> usize {
+        match &self.sifted {
+            Some(sifted) => sifted.0.size(),
+            None => self.body.len(),
+        }
     }
 
     /// The raw time values of the last records (at most `at_most`), read
@@ -207,17 +231,28 @@ impl Fetched {
 
     /// Check the whole body and make the page (its buffer still goes back to
     /// the client's pool when the page is dropped).
-    pub fn check(mut self) -> Result<Page, page::PageError> {
+    pub fn check(self) -> Result<Page, page::PageError> {
+        self.check_all().map(|(page, _)| page)
+    }
+
+    /// [`check`](Fetched::check), and for a sifted body the account of every
+    /// record, the dropped ones included.
+    pub fn check_all(mut self) -> Result<(Page, Option<sift::KnownRecords>), page::PageError> {
+        if let Some(sifted) = self.sifted.take() {
+            let (page, records) = *sifted;
+            return Ok((page, Some(records)));
+        }
         let body = std::mem::take(&mut self.body);
         let scan = self
             .scan
             .take()
             .unwrap_or_else(|| page::PageScan::new(self.endpoint));
         let page = scan.finish(body, &self.api_base)?;
-        Ok(match self.recycle.take() {
+        let page = match self.recycle.take() {
             Some(pool) => page.recycle_into(&pool),
             None => page,
-        })
+        };
+        Ok((page, None))
     }
 }
 
@@ -316,6 +351,11 @@ impl Page {
 
     pub fn is_empty(&self) -> bool {
         self.spans.is_empty()
+    }
+
+    /// The bytes of its body.
+    pub fn size(&self) -> usize {
+        self.body.len()
     }
 }
 

@@ -103,29 +103,10 @@ impl PageScan {
     /// Check the rest of the complete `body` and make the page.
     pub fn finish(mut self, body: Vec<u8>, api_base: &Url) -> Result<Page, PageError> {
         self.feed(&body)?;
-        if self.phase != Phase::Closed {
-            return Err(PageError::CutOff(format!(
-                "the body ends early after {} bytes",
-                body.len()
-            )));
-        }
-        if !self.has_value {
-            return Err(PageError::NotAPage(format!(
-                "the body has no `value` array of records; it starts with {}",
-                preview(&body)
-            )));
-        }
-        let next_link = match self.next_link {
+        self.settle(body.len(), &body)?;
+        let next_link = match self.next_link.clone() {
             None => None,
-            Some(raw) => {
-                let link: String = serde_json::from_slice(&body[raw]).map_err(|e| {
-                    PageError::NotAPage(format!("@odata.nextLink is not a URL: {e}"))
-                })?;
-                match link.as_str() {
-                    "" => None,
-                    l => Some(check_next_link(l, api_base)?),
-                }
-            }
+            Some(raw) => next_link(&body[raw], api_base)?,
         };
         // Outside strings only ASCII was accepted; this settles the strings.
         let body = String::from_utf8(body).map_err(|e| {
@@ -136,6 +117,51 @@ impl PageScan {
             ))
         })?;
         Ok(Page::from_spans(body, self.spans, self.members, next_link))
+    }
+
+    /// Whether what was fed, `len` bytes starting with `start`, is a whole
+    /// page: closed, with a `value` array.
+    pub(crate) fn settle(&self, len: usize, start: &[u8]) -> Result<(), PageError> {
+        if self.phase != Phase::Closed {
+            return Err(PageError::CutOff(format!(
+                "the body ends early after {len} bytes"
+            )));
+        }
+        if !self.has_value {
+            return Err(PageError::NotAPage(format!(
+                "the body has no `value` array of records; it starts with {}",
+                preview(start)
+            )));
+        }
+        Ok(())
+    }
+
+    /// The records found since this was last called, as ranges of what was
+    /// fed, with their members.
+    pub(crate) fn take_records(&mut self) -> (Vec<Range<usize>>, Vec<Members>) {
+        (
+            std::mem::take(&mut self.spans),
+            std::mem::take(&mut self.members),
+        )
+    }
+
+    /// Where `@odata.nextLink`'s value is in what was fed, once found.
+    pub(crate) fn take_next_link(&mut self) -> Option<Range<usize>> {
+        self.next_link.take()
+    }
+
+    /// Everything fed before this offset is checked (and no longer needed
+    /// once its records and link are taken).
+    pub(crate) fn checked_to(&self) -> usize {
+        self.at
+    }
+
+    /// The first `by` bytes fed were dropped (`by` at most
+    /// [`checked_to`](PageScan::checked_to), records and link taken): go on
+    /// counting from there.
+    pub(crate) fn rebase(&mut self, by: usize) {
+        debug_assert!(by <= self.at && self.spans.is_empty() && self.next_link.is_none());
+        self.at -= by;
     }
 
     /// One step from `self.at`, taken whole or not at all.
@@ -216,6 +242,16 @@ impl PageScan {
         self.at = at;
         self.phase = phase;
         Ok(())
+    }
+}
+
+/// The page a raw `@odata.nextLink` value points to, if it may be followed.
+pub(crate) fn next_link(raw: &[u8], api_base: &Url) -> Result<Option<Url>, PageError> {
+    let link: String = serde_json::from_slice(raw)
+        .map_err(|e| PageError::NotAPage(format!("@odata.nextLink is not a URL: {e}")))?;
+    match link.as_str() {
+        "" => Ok(None),
+        l => check_next_link(l, api_base).map(Some),
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Instant as StdInstant;
 
 use chrono::Utc;
 
+use crate::api::sift::Known;
 use crate::api::{ApiError, DefenderClient, Endpoint, Fetched, Limits, PageRequest};
 use crate::auth::Session;
 use crate::cli::PullArgs;
@@ -26,6 +27,10 @@ pub const DEFAULT_SINCE: &str = "7d";
 impl PageSource for DefenderClient {
     async fn fetch(&self, req: &PageRequest) -> Result<Fetched, ApiError> {
         DefenderClient::fetch(self, req).await
+    }
+
+    async fn fetch_sifting(&self, req: &PageRequest, known: &Known) -> Result<Fetched, ApiError> {
+        DefenderClient::fetch_sifting(self, req, Some(known)).await
     }
 }
 

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::task::JoinHandle;
 
 use super::PageSource;
+use crate::api::sift::Known;
 use crate::api::{ApiError, DefenderClient, Fetched, PageRequest};
 
 type Asked = (PageRequest, JoinHandle<Result<Fetched, ApiError>>);
@@ -67,6 +68,17 @@ impl PageSource for Early {
             },
             None => self.client.fetch(req).await,
         };
+        if answer.is_ok() {
+            self.ask_later();
+        }
+        answer
+    }
+
+    async fn fetch_sifting(&self, req: &PageRequest, known: &Known) -> Result<Fetched, ApiError> {
+        if self.asked.lock().unwrap().iter().any(|(r, _)| r == req) {
+            return self.fetch(req).await;
+        }
+        let answer = self.client.fetch_sifting(req, Some(known)).await;
         if answer.is_ok() {
             self.ask_later();
         }

@@ -23,17 +23,18 @@ pub mod sink;
 pub mod walk;
 pub mod writer;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::Duration;
 use tokio::time::Instant;
 
 use crate::api::page::PageError;
+use crate::api::sift::{Entry, Known};
 use crate::api::{ApiError, Endpoint, Fetched, MAX_TOP, Page, PageRequest};
 use crate::exit::Exit;
 use crate::state::EndpointState;
 use crate::time::{self, Timestamp};
-use record::RecordHead;
+use record::{Fingerprint, RecordHead};
 use seen::Seen;
 use sink::{Envelope, SinkError};
 use walk::{PageFacts, Walk};
@@ -43,6 +44,17 @@ use writer::{Batch, Writer};
 pub trait PageSource {
     /// The complete body for `req`, not yet checked (`pull` checks it).
     fn fetch(&self, req: &PageRequest) -> impl Future<Output = Result<Fetched, ApiError>>;
+
+    /// [`fetch`](PageSource::fetch), where the records whose fingerprints are
+    /// `known` may be dropped as the body arrives (see [`crate::api::sift`]).
+    fn fetch_sifting(
+        &self,
+        req: &PageRequest,
+        known: &Known,
+    ) -> impl Future<Output = Result<Fetched, ApiError>> {
+        let _ = known;
+        self.fetch(req)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -139,21 +151,63 @@ struct Taken {
 enum Refused {
     /// The body ended early in a way only the full check saw: fetch it again.
     CutOff(String),
+    /// A record dropped as known while the body arrived is not one this pull
+    /// has: fetch the page again, whole.
+    Resift,
     Pull(PullError),
 }
 
 /// Check `fetched` and take its records in: each record's head, which are
 /// new versions (remembered in `memory` as written), and the page's facts.
+/// `memory` changes only when the page is taken in.
 fn take_in(endpoint: Endpoint, fetched: Fetched, memory: &mut Memory) -> Result<Taken, Refused> {
-    let page = fetched.check().map_err(|e| match e {
+    let (page, sifted) = fetched.check_all().map_err(|e| match e {
         PageError::CutOff(d) => Refused::CutOff(d),
         e => Refused::Pull(crate::api::check_failed(endpoint, e).into()),
     })?;
-    let mut times = Vec::with_capacity(page.len());
+    let bad = |detail| Refused::Pull(PullError::BadRecord { endpoint, detail });
+    // First every head, and which records are new: nothing is remembered
+    // until all of them are read.
+    let mut heads = Vec::with_capacity(sifted.as_ref().map_or(page.len(), |s| s.len()));
+    let mut read = |entry: Entry<'_>| -> Result<(), Refused> {
+        heads.push(match entry {
+            Entry::Kept(i) => (
+                RecordHead::read(endpoint, page.record(i), page.members(i)).map_err(bad)?,
+                Some(i),
+            ),
+            Entry::Known {
+                fingerprint,
+                members,
+            } => (
+                RecordHead::known(endpoint, Fingerprint(fingerprint), members).map_err(bad)?,
+                None,
+            ),
+        });
+        Ok(())
+    };
+    match &sifted {
+        Some(records) => records.entries().try_for_each(&mut read)?,
+        None => (0..page.len()).map(Entry::Kept).try_for_each(&mut read)?,
+    }
+    // Which are new versions, as the memory would have it after each: a
+    // version met earlier in this page counts as remembered.
+    let mut here: HashMap<&str, Fingerprint> = HashMap::new();
+    let mut new = Vec::with_capacity(heads.len());
+    for (head, kept) in &heads {
+        let remembered = here
+            .get(head.key.as_str())
+            .map_or_else(|| memory.seen.contains(head), |fp| *fp == head.fingerprint);
+        if !remembered && kept.is_none() {
+            return Err(Refused::Resift);
+        }
+        if !remembered {
+            here.insert(&head.key, head.fingerprint);
+        }
+        new.push(!remembered);
+    }
+    let mut times = Vec::with_capacity(heads.len());
     let (mut picks, mut signature) = (Vec::new(), 0u128);
-    for (i, raw) in page.records().enumerate() {
-        let head = RecordHead::read(endpoint, raw, page.members(i))
-            .map_err(|detail| Refused::Pull(PullError::BadRecord { endpoint, detail }))?;
+    for ((head, kept), new) in heads.iter().zip(new) {
         times.push(head.time);
         signature = signature.wrapping_add(head.fingerprint.0);
         if endpoint == Endpoint::Recommendations {
@@ -162,9 +216,9 @@ fn take_in(endpoint: Endpoint, fetched: Fetched, memory: &mut Memory) -> Result<
         if let Some(t) = head.time {
             memory.newest = Some(memory.newest.map_or(t, |n| n.max(t)));
         }
-        if !memory.seen.contains(&head) {
-            picks.push(i);
-            memory.seen.remember(&head, memory.newest);
+        if let (true, Some(i)) = (new, kept) {
+            picks.push(*i);
+            memory.seen.remember(head, memory.newest);
         }
     }
     Ok(Taken {
@@ -264,21 +318,27 @@ pub async fn pull_endpoint<S: PageSource>(
     // The body for `walk.request()`, when it was asked for ahead.
     let mut ahead: Option<Fetched> = None;
     let mut refetched = false;
+    // What this endpoint wrote before, for a page that is not guessed from
+    // (its tail must be whole) to drop as it arrives; `None` once a page
+    // sifted by it turned out to need a record it dropped.
+    let mut known =
+        (!memory.seen.is_empty()).then(|| Known::new(memory.seen.fingerprints().map(|f| f.0)));
     while let Some(req) = walk.request().cloned() {
         if opts.deadline.is_some_and(|d| Instant::now() >= d) {
             complete = false;
             break;
         }
-        let fetched = match ahead.take() {
-            Some(f) => f,
-            None => source.fetch(&req).await?,
+        let fetched = match (ahead.take(), &known) {
+            (Some(f), _) => f,
+            (None, Some(k)) if !guessing => source.fetch_sifting(&req, k).await?,
+            (None, _) => source.fetch(&req).await?,
         };
         let guess = guessing.then(|| ahead::guess(&walk, &fetched)).flatten();
         // Before a large body is taken in, the page before it is written, so
         // at most two large bodies are in memory: this one and the next. A
         // small one (the empty page that ends most walks) goes on while the
         // writer works, so the next endpoint's first request is not held up.
-        if fetched.bytes().len() > SMALL_BODY {
+        if fetched.held() > SMALL_BODY {
             writer.wait().await?;
         }
         let fetched_at = time::rfc3339_seconds(chrono::Utc::now());
@@ -323,14 +383,21 @@ pub async fn pull_endpoint<S: PageSource>(
             Err(Refused::CutOff(detail)) => {
                 return Err(ApiError::BadResponse { endpoint, detail }.into());
             }
+            Err(Refused::Resift) => {
+                tracing::info!(
+                    "{endpoint}: a record dropped as already written is not in this pull's memory; fetching the page again, whole"
+                );
+                known = None;
+                continue;
+            }
             Err(Refused::Pull(e)) => return Err(e),
         };
         refetched = false;
         pages += 1;
         let had_new = !taken.picks.is_empty();
         written += taken.picks.len() as u64;
-        read += taken.page.len() as u64;
-        on_page(taken.page.len() as u64);
+        read += taken.times.len() as u64;
+        on_page(taken.times.len() as u64);
         walk.advance(PageFacts {
             times: &taken.times,
             had_new,

@@ -45,9 +45,18 @@ impl RecordHead {
     pub fn read(
         endpoint: Endpoint,
         raw: &str,
+        members: [Option<&str>; 2],
+    ) -> Result<RecordHead, String> {
+        RecordHead::known(endpoint, Fingerprint::of(raw.as_bytes()), members)
+    }
+
+    /// The head of a record whose fingerprint is already known, from the raw
+    /// values of its `id` and time field (as for [`read`](RecordHead::read)).
+    pub fn known(
+        endpoint: Endpoint,
+        fingerprint: Fingerprint,
         [id, time_raw]: [Option<&str>; 2],
     ) -> Result<RecordHead, String> {
-        let fingerprint = Fingerprint::of(raw.as_bytes());
         let key = match id.map(id_text).transpose()? {
             Some(Some(k)) => k,
             _ => format!("#{}", fingerprint.to_hex()),

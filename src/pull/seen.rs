@@ -83,6 +83,11 @@ impl Seen {
     }
 
     /// Whether this exact version was written before.
+    /// The fingerprints of every version remembered.
+    pub fn fingerprints(&self) -> impl Iterator<Item = Fingerprint> + '_ {
+        self.entries.values().map(|(fp, _)| *fp)
+    }
+
     pub fn contains(&self, head: &RecordHead) -> bool {
         self.entries
             .get(&head.key)

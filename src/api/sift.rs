@@ -1,0 +1,362 @@
+//! Dropping records already written as a body arrives.
+//!
+//! A pull that resumes starts by reading its lookback window again: on a busy
+//! tenant that is thousands of alerts and megabytes of body, nearly all of it
+//! written before. Received whole, such a body first costs its size in fresh
+//! memory, which the kernel zeroes and maps page by page, before a record is
+//! looked at. A [`Sifter`] takes the body a chunk at a time into a small
+//! window, checks it as a page exactly as a whole body is checked (UTF-8
+//! included), and keeps only the records whose fingerprint is not [`Known`];
+//! of the others it keeps what `pull` needs (fingerprint, raw id and time).
+//! The memory a sifted body costs is what is new in it.
+//!
+//! `pull` decides, as always, which records are new versions; a record dropped
+//! here that it finds is not one it has (its memory moved since it asked), it
+//! fetches the page again without sifting.
+
+use std::collections::HashSet;
+use std::ops::Range;
+
+use url::Url;
+
+use super::Members;
+use super::page::{self, PageError, PageScan};
+use super::{Endpoint, Page};
+
+/// Fingerprints (xxh3-128 of a record's bytes) of records already written.
+#[derive(Debug, Default)]
+pub struct Known(HashSet<u128>);
+
+impl Known {
+    pub fn new(fingerprints: impl IntoIterator<Item = u128>) -> Known {
+        Known(fingerprints.into_iter().collect())
+    }
+
+    pub fn contains(&self, fingerprint: u128) -> bool {
+        self.0.contains(&fingerprint)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// What the window holds at the most before it is sifted (more only while
+/// one record is larger).
+const SIFT_EVERY: usize = 256 << 10;
+
+/// A sifted page's records, in the order the API sent them: the kept ones
+/// (in the page) and the known ones (dropped).
+#[derive(Debug, Default)]
+pub struct KnownRecords {
+    slots: Vec<Slot>,
+    /// The raw ids and times of the known records.
+    text: String,
+}
+
+#[derive(Debug)]
+enum Slot {
+    Kept,
+    Known {
+        fingerprint: u128,
+        id: Option<Range<usize>>,
+        time: Option<Range<usize>>,
+    },
+}
+
+/// One record of a sifted page.
+pub enum Entry<'a> {
+    /// Record `i` of the page.
+    Kept(usize),
+    /// A record dropped as known: its fingerprint, and the raw values of its
+    /// `id` and time field, as [`Page::members`] gives them.
+    Known {
+        fingerprint: u128,
+        members: [Option<&'a str>; 2],
+    },
+}
+
+impl KnownRecords {
+    /// Every record, kept or known, in order.
+    pub fn entries(&self) -> impl Iterator<Item = Entry<'_>> + '_ {
+        let mut kept = 0;
+        self.slots.iter().map(move |slot| match slot {
+            Slot::Kept => {
+                kept += 1;
+                Entry::Kept(kept - 1)
+            }
+            Slot::Known {
+                fingerprint,
+                id,
+                time,
+            } => Entry::Known {
+                fingerprint: *fingerprint,
+                members: [id, time].map(|r| r.clone().map(|r| &self.text[r])),
+            },
+        })
+    }
+
+    /// How many records the page had.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+}
+
+/// A body being sifted as it arrives.
+pub struct Sifter<'k> {
+    known: &'k Known,
+    scan: PageScan,
+    window: Vec<u8>,
+    /// Bytes of the body before the window.
+    dropped: usize,
+    /// Room for what may yet be kept: the declared length less what is in.
+    declared: usize,
+    /// The body's first bytes, for messages.
+    start: Vec<u8>,
+    kept: Vec<u8>,
+    spans: Vec<Range<usize>>,
+    members: Vec<Members>,
+    records: KnownRecords,
+    next_link: Option<Vec<u8>>,
+}
+
+impl<'k> Sifter<'k> {
+    /// Sift an `endpoint` body of about `declared` bytes against `known`.
+    pub fn new(endpoint: Endpoint, known: &'k Known, declared: usize) -> Sifter<'k> {
+        Sifter {
+            known,
+            scan: PageScan::new(endpoint),
+            window: Vec::with_capacity(SIFT_EVERY * 2),
+            dropped: 0,
+            declared,
+            start: Vec::new(),
+            kept: Vec::new(),
+            spans: Vec::new(),
+            members: Vec::new(),
+            records: KnownRecords::default(),
+            next_link: None,
+        }
+    }
+
+    /// Bytes taken in so far.
+    pub fn len(&self) -> usize {
+        self.dropped + self.window.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Take in the next chunk. A body that cannot be a page is refused at once.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), PageError> {
+        if self.start.len() < 80 {
+            let n = chunk.len().min(80 - self.start.len());
+            self.start.extend_from_slice(&chunk[..n]);
+        }
+        self.window.extend_from_slice(chunk);
+        if self.window.len() >= SIFT_EVERY {
+            self.sift()?;
+        }
+        Ok(())
+    }
+
+    /// Check what the window holds, keep the new records, and drop the rest.
+    fn sift(&mut self) -> Result<(), PageError> {
+        self.scan.feed(&self.window)?;
+        let done = self.scan.checked_to();
+        // Outside strings the scan allows only ASCII; this settles the
+        // strings. `done` follows a structural byte, so it is a character
+        // boundary.
+        std::str::from_utf8(&self.window[..done]).map_err(|e| {
+            PageError::NotAPage(format!(
+                "the body is not UTF-8 after {} bytes; it starts with {}",
+                self.dropped + e.valid_up_to(),
+                page::preview(&self.start)
+            ))
+        })?;
+        let (spans, members) = self.scan.take_records();
+        for (span, found) in spans.into_iter().zip(members) {
+            let raw = &self.window[span.clone()];
+            let fingerprint = xxhash_rust::xxh3::xxh3_128(raw);
+            if self.known.0.contains(&fingerprint) {
+                let text = &mut self.records.text;
+                let window = &self.window;
+                let mut copy = |r: Option<Range<usize>>| {
+                    r.map(|r| {
+                        let at = text.len();
+                        // Inside the checked stretch, on token boundaries.
+                        text.push_str(std::str::from_utf8(&window[r]).unwrap_or_default());
+                        at..text.len()
+                    })
+                };
+                let [id, time] = found;
+                let (id, time) = (copy(id), copy(time));
+                self.records.slots.push(Slot::Known {
+                    fingerprint,
+                    id,
+                    time,
+                });
+            } else {
+                if self.kept.capacity() == 0 {
+                    // Room for the rest of the body, at the most.
+                    self.kept
+                        .reserve_exact(self.declared.saturating_sub(self.dropped + span.start));
+                }
+                let base = self.kept.len();
+                self.kept.extend_from_slice(raw);
+                let moved =
+                    |r: Range<usize>| r.start - span.start + base..r.end - span.start + base;
+                self.spans.push(moved(span.clone()));
+                self.members.push(found.map(|r| r.map(moved)));
+                self.records.slots.push(Slot::Kept);
+            }
+        }
+        if let Some(r) = self.scan.take_next_link() {
+            self.next_link = Some(self.window[r].to_vec());
+        }
+        self.window.drain(..done);
+        self.dropped += done;
+        self.scan.rebase(done);
+        Ok(())
+    }
+
+    /// The body is complete: check the rest and make the page of the kept
+    /// records, with the account of every record. `api_base` decides which
+    /// `nextLink`s may be followed.
+    pub fn finish(mut self, api_base: &Url) -> Result<(Page, KnownRecords), PageError> {
+        self.sift()?;
+        self.scan.settle(self.len(), &self.start)?;
+        let next_link = match &self.next_link {
+            Some(raw) => page::next_link(raw, api_base)?,
+            None => None,
+        };
+        let body = String::from_utf8(self.kept)
+            .map_err(|_| PageError::NotAPage("the body is not UTF-8".into()))?;
+        Ok((
+            Page::from_spans(body, self.spans, self.members, next_link),
+            self.records,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Url {
+        Url::parse("http://localhost").unwrap()
+    }
+
+    fn record(i: usize) -> String {
+        format!(
+            r#"{{"id":"da{i}","lastUpdateTime":"2026-12-01T00:{:02}:{:02}Z","title":"é \" {}","evidence":[{{"n":{i}}}]}}"#,
+            i / 60 % 60,
+            i % 60,
+            "x".repeat(i % 700)
+        )
+    }
+
+    fn body(n: usize, link: bool) -> Vec<u8> {
+        let records: Vec<String> = (0..n).map(record).collect();
+        let link = if link {
+            r#","@odata.nextLink":"http://localhost/api/alerts?$skip=10""#
+        } else {
+            ""
+        };
+        format!(
+            "{{\"@odata.context\":\"x\",\"value\":[{}]{link}}}\n",
+            records.join(",\n ")
+        )
+        .into_bytes()
+    }
+
+    fn sift(body: &[u8], known: &Known, chunk: usize) -> Result<(Page, KnownRecords), PageError> {
+        let mut s = Sifter::new(Endpoint::Alerts, known, body.len());
+        for c in body.chunks(chunk) {
+            s.push(c)?;
+        }
+        assert_eq!(s.len(), body.len());
+        s.finish(&base())
+    }
+
+    #[test]
+    fn only_unknown_records_are_kept_and_every_record_is_accounted_for() {
+        let body = body(3_000, true);
+        let whole = page::parse(body.clone(), Endpoint::Alerts, &base()).unwrap();
+        // Every third record is known.
+        let known = Known::new(
+            whole
+                .records()
+                .enumerate()
+                .filter(|(i, _)| i % 3 != 0)
+                .map(|(_, r)| xxhash_rust::xxh3::xxh3_128(r.as_bytes())),
+        );
+        for chunk in [1_000, 65_536, 300_001, body.len()] {
+            let (page, records) = sift(&body, &known, chunk).unwrap();
+            assert_eq!(records.len(), whole.len(), "chunks of {chunk}");
+            assert_eq!(page.len(), 1_000);
+            assert_eq!(page.next_link, whole.next_link);
+            for (i, entry) in records.entries().enumerate() {
+                match entry {
+                    Entry::Kept(k) => {
+                        assert_eq!(i % 3, 0);
+                        assert_eq!(page.record(k), whole.record(i));
+                        assert_eq!(page.members(k), whole.members(i));
+                    }
+                    Entry::Known {
+                        fingerprint,
+                        members,
+                    } => {
+                        assert_ne!(i % 3, 0);
+                        assert_eq!(
+                            fingerprint,
+                            xxhash_rust::xxh3::xxh3_128(whole.record(i).as_bytes())
+                        );
+                        assert_eq!(members, whole.members(i));
+                    }
+                }
+            }
+        }
+        // Nothing known: the page is the whole page.
+        let (page, _) = sift(&body, &Known::default(), 65_536).unwrap();
+        assert!(page.records().eq(whole.records()));
+    }
+
+    #[test]
+    fn a_sifted_body_is_refused_as_a_whole_one_would_be() {
+        let body = body(2_000, false);
+        let known = Known::default();
+        let cut = &body[..body.len() - 3_000];
+        assert!(matches!(
+            sift(cut, &known, 65_536),
+            Err(PageError::CutOff(_))
+        ));
+        let mut broken = body.clone();
+        let at = broken.len() / 2;
+        let at = at + broken[at..].windows(2).position(|w| w == b",\n").unwrap();
+        broken[at] = b';';
+        assert!(matches!(
+            sift(&broken, &known, 65_536),
+            Err(PageError::NotAPage(_))
+        ));
+        // Invalid UTF-8 inside a string, deep in the body.
+        let mut bad = body.clone();
+        let at = bad.len() * 3 / 4;
+        let at = at + bad[at..].iter().position(|&c| c == b'x').unwrap();
+        bad[at] = 0xff;
+        let e = sift(&bad, &known, 65_536).unwrap_err();
+        assert!(matches!(e, PageError::NotAPage(_)), "{e:?}");
+        assert!(matches!(
+            sift(b"<html>Proxy error</html>", &known, 10),
+            Err(PageError::NotAPage(_))
+        ));
+    }
+}
