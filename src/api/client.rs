@@ -15,9 +15,8 @@ use reqwest::header::{ACCEPT, CONTENT_ENCODING, CONTENT_LENGTH, RETRY_AFTER};
 use tokio::time::Instant;
 use url::Url;
 
-use super::arrival::{Arrival, CHECK_AS_IT_ARRIVES};
 use super::page::{self, PageError};
-use super::sift::{Known, Sifter};
+use super::sift::{Known, SIFT_FROM, Sifter};
 use super::transport::{self, Transport};
 use super::{ApiError, BodyPool, Budget, Endpoint, Fetched, Page, PageRequest, odata, retry};
 use crate::auth::{AuthError, Session};
@@ -169,16 +168,11 @@ impl DefenderClient {
     /// refused (and retried, when cut off) here; the rest of the check is
     /// [`Fetched::check`]'s.
     pub async fn fetch(&self, req: &PageRequest) -> Result<Fetched, ApiError> {
-        self.fetch_sifting(req, None).await
+        self.fetch_as(req, Receive::Whole).await
     }
 
-    /// [`fetch`](DefenderClient::fetch), dropping the records of a large
-    /// body whose fingerprints are `known` as it arrives (see [`sift`]).
-    pub async fn fetch_sifting(
-        &self,
-        req: &PageRequest,
-        known: Option<&Known>,
-    ) -> Result<Fetched, ApiError> {
+    /// [`fetch`](DefenderClient::fetch), receiving the body as `how` says.
+    pub async fn fetch_as(&self, req: &PageRequest, how: Receive<'_>) -> Result<Fetched, ApiError> {
         let (endpoint, url) = match req {
             PageRequest::Query(q) => (q.endpoint, odata::url(&self.base, q)),
             PageRequest::Next { endpoint, url } => {
@@ -199,7 +193,7 @@ impl DefenderClient {
             self.acquire(endpoint, attempts).await?;
             attempts += 1;
             self.calls.fetch_add(1, Ordering::Relaxed);
-            match self.exchange(endpoint, &url, &token, known).await {
+            match self.exchange(endpoint, &url, &token, how).await {
                 Outcome::Body(b) => return Ok(b),
                 Outcome::Fail(e) => return Err(e),
                 Outcome::Unauthorized if !refreshed => {
@@ -336,7 +330,7 @@ impl DefenderClient {
         endpoint: Endpoint,
         url: &Url,
         token: &str,
-        known: Option<&Known>,
+        how: Receive<'_>,
     ) -> Outcome {
         tracing::debug!("GET {url}");
         let sent = self
@@ -353,9 +347,9 @@ impl DefenderClient {
         let status = resp.status();
         tracing::debug!("{endpoint}: {status}");
         match status {
-            StatusCode::OK => match known {
-                Some(known) => self.sift_page(endpoint, url, resp, known).await,
-                None => self.read_page(endpoint, url, resp).await,
+            StatusCode::OK => match how {
+                Receive::Sifting(known) => self.sift_page(endpoint, url, resp, known).await,
+                Receive::Whole => self.read_page(endpoint, url, resp).await,
             },
             StatusCode::UNAUTHORIZED => Outcome::Unauthorized,
             StatusCode::FORBIDDEN => Outcome::Fail(ApiError::Forbidden {
@@ -419,22 +413,24 @@ impl DefenderClient {
         };
         // Read the body chunk by chunk into one buffer sized from Content-Length
         // (`bytes()` would hold every chunk and then a contiguous copy: twice
-        // the page), reusing the buffer of a page already written; a large
-        // one is checked as it arrives, on a thread of its own (see `arrival`).
+        // the page), reusing the buffer of a page already written. Nothing is
+        // checked while it arrives: the sooner the last byte is in, the sooner
+        // `pull` can ask for the next page (checking on the receiving task
+        // slows the transfer; on a thread of its own, it costs more CPU than
+        // it saves time).
         let mut resp = resp;
         let capacity = declared.unwrap_or(1 << 16).min(MAX_PREALLOC) as usize;
-        let mut arrival = Arrival::new(endpoint, self.bodies.take(capacity), declared);
+        let mut body = self.bodies.take(capacity);
         loop {
             match resp.chunk().await {
-                Ok(Some(chunk)) => arrival.push(chunk).await,
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
                 Ok(None) => break,
                 Err(e) => {
-                    self.bodies.give(arrival.end().await.0);
+                    self.bodies.give(body);
                     return self.transport_failure(endpoint, url, &e);
                 }
             }
         }
-        let (body, scan) = arrival.end().await;
         if let Some(len) = declared
             && len != body.len() as u64
         {
@@ -449,9 +445,7 @@ impl DefenderClient {
             };
         }
         tracing::debug!("{endpoint}: a body of {} bytes", body.len());
-        let fetched = Fetched::new(endpoint, body, self.base.clone())
-            .checked_so_far(scan)
-            .recycle_into(&self.bodies);
+        let fetched = Fetched::new(endpoint, body, self.base.clone()).recycle_into(&self.bodies);
         if page::looks_whole(fetched.bytes()) {
             return Outcome::Body(fetched);
         }
@@ -484,7 +478,7 @@ impl DefenderClient {
         } else {
             content_length(&resp)
         };
-        let Some(declared) = declared.filter(|&d| d >= CHECK_AS_IT_ARRIVES as u64) else {
+        let Some(declared) = declared.filter(|&d| d >= SIFT_FROM as u64) else {
             return self.read_page(endpoint, url, resp).await;
         };
         let mut resp = resp;
@@ -563,6 +557,16 @@ impl DefenderClient {
 }
 
 /// A body that is not a page, as an API error.
+/// How to receive a page's body.
+#[derive(Debug, Clone, Copy)]
+pub enum Receive<'k> {
+    /// Whole, to be checked by [`Fetched::check`].
+    Whole,
+    /// Sifted as it arrives when large, dropping the records whose
+    /// fingerprints are known (see [`sift`](super::sift)).
+    Sifting(&'k Known),
+}
+
 /// The body's declared length.
 fn content_length(resp: &reqwest::Response) -> Option<u64> {
     resp.headers()

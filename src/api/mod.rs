@@ -6,7 +6,6 @@
 //! 1,500/h), `Retry-After`, retries with backoff, one token refresh on 401, and
 //! turning the API's answers into typed errors.
 
-mod arrival;
 mod body_pool;
 mod budget;
 mod client;
@@ -21,7 +20,7 @@ pub(crate) mod transport;
 
 pub use body_pool::BodyPool;
 pub use budget::Budget;
-pub use client::{DefenderClient, Limits, check_failed};
+pub use client::{DefenderClient, Limits, Receive, check_failed};
 pub use endpoint::Endpoint;
 
 use std::ops::Range;
@@ -128,8 +127,6 @@ pub struct Fetched {
     body: Vec<u8>,
     api_base: Url,
     recycle: Option<BodyPool>,
-    /// How far the body was checked as it arrived.
-    scan: Option<page::PageScan>,
     /// A body sifted as it arrived: the page of its new records, checked,
     /// and the account of all of them.
     sifted: Option<Box<(Page, sift::KnownRecords)>>,
@@ -143,7 +140,6 @@ impl Fetched {
             body,
             api_base,
             recycle: None,
-            scan: None,
             sifted: None,
         }
     }
@@ -157,12 +153,6 @@ impl Fetched {
         );
         f.sifted = Some(Box::new((page, records)));
         f
-    }
-
-    /// Go on from `scan`, which has checked (part of) this body, when checking it.
-    pub(crate) fn checked_so_far(mut self, scan: Option<page::PageScan>) -> Fetched {
-        self.scan = scan;
-        self
     }
 
     /// A body made of `endpoint`'s given records (each a JSON object's text),
@@ -243,11 +233,7 @@ impl Fetched {
             return Ok((page, Some(records)));
         }
         let body = std::mem::take(&mut self.body);
-        let scan = self
-            .scan
-            .take()
-            .unwrap_or_else(|| page::PageScan::new(self.endpoint));
-        let page = scan.finish(body, &self.api_base)?;
+        let page = page::PageScan::new(self.endpoint).finish(body, &self.api_base)?;
         let page = match self.recycle.take() {
             Some(pool) => page.recycle_into(&pool),
             None => page,

@@ -45,6 +45,10 @@ impl Known {
     }
 }
 
+/// A body declared at least this large is sifted (smaller ones are held
+/// whole: they cost little, and a thread is not worth it).
+pub const SIFT_FROM: usize = 1 << 20;
+
 /// What the window holds at the most before it is sifted (more only while
 /// one record is larger).
 const SIFT_EVERY: usize = 256 << 10;

@@ -9,7 +9,7 @@ use std::time::Instant as StdInstant;
 use chrono::Utc;
 
 use crate::api::sift::Known;
-use crate::api::{ApiError, DefenderClient, Endpoint, Fetched, Limits, PageRequest};
+use crate::api::{ApiError, DefenderClient, Endpoint, Fetched, Limits, PageRequest, Receive};
 use crate::auth::Session;
 use crate::cli::PullArgs;
 use crate::exit::UsageError;
@@ -30,7 +30,7 @@ impl PageSource for DefenderClient {
     }
 
     async fn fetch_sifting(&self, req: &PageRequest, known: &Known) -> Result<Fetched, ApiError> {
-        DefenderClient::fetch_sifting(self, req, Some(known)).await
+        self.fetch_as(req, Receive::Sifting(known)).await
     }
 }
 

@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::PageSource;
 use crate::api::sift::Known;
-use crate::api::{ApiError, DefenderClient, Fetched, PageRequest};
+use crate::api::{ApiError, DefenderClient, Fetched, PageRequest, Receive};
 
 type Asked = (PageRequest, JoinHandle<Result<Fetched, ApiError>>);
 
@@ -46,15 +46,15 @@ impl Early {
             let client = Arc::clone(&self.client);
             let job = {
                 let req = req.clone();
-                tokio::spawn(async move { client.fetch(&req).await })
+                tokio::spawn(async move { client.fetch_as(&req, Receive::Whole).await })
             };
             asked.push((req, job));
         }
     }
-}
 
-impl PageSource for Early {
-    async fn fetch(&self, req: &PageRequest) -> Result<Fetched, ApiError> {
+    /// The early answer to `req`, if it was asked for, or `how` the client
+    /// fetches it; the first answer sends the requests kept for later.
+    async fn fetch_as(&self, req: &PageRequest, how: Receive<'_>) -> Result<Fetched, ApiError> {
         let early = {
             let mut asked = self.asked.lock().unwrap();
             let i = asked.iter().position(|(r, _)| r == req);
@@ -64,25 +64,24 @@ impl PageSource for Early {
             Some(job) => match job.await {
                 Ok(answer) => return answer,
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(_) => self.client.fetch(req).await,
+                Err(_) => self.client.fetch_as(req, how).await,
             },
-            None => self.client.fetch(req).await,
+            None => self.client.fetch_as(req, how).await,
         };
         if answer.is_ok() {
             self.ask_later();
         }
         answer
     }
+}
+
+impl PageSource for Early {
+    async fn fetch(&self, req: &PageRequest) -> Result<Fetched, ApiError> {
+        self.fetch_as(req, Receive::Whole).await
+    }
 
     async fn fetch_sifting(&self, req: &PageRequest, known: &Known) -> Result<Fetched, ApiError> {
-        if self.asked.lock().unwrap().iter().any(|(r, _)| r == req) {
-            return self.fetch(req).await;
-        }
-        let answer = self.client.fetch_sifting(req, Some(known)).await;
-        if answer.is_ok() {
-            self.ask_later();
-        }
-        answer
+        self.fetch_as(req, Receive::Sifting(known)).await
     }
 }
 
