@@ -13,6 +13,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// Buffers idle between pages; more are dropped.
 const KEEP: usize = 2;
 
+/// Bodies smaller than this are not worth pooling.
+const LARGE: usize = 1 << 20;
+
 /// A shared stack of emptied body buffers.
 #[derive(Debug, Clone, Default)]
 pub struct BodyPool {
@@ -20,13 +23,23 @@ pub struct BodyPool {
 }
 
 impl BodyPool {
-    /// An empty buffer with room for at least `capacity` bytes: the largest
-    /// idle one, grown if needed, or a new one. Growth is exact plus a little
-    /// headroom (`reserve` would double a 33 MB buffer for a page one byte
-    /// larger than the last).
+    /// An empty buffer with room for at least `capacity` bytes: for a large
+    /// body, the smallest idle one that fits (else the largest, grown), or a
+    /// new one. Growth is exact plus a little headroom (`reserve` would
+    /// double a 33 MB buffer for a page one byte larger than the last). A
+    /// small body gets a new buffer: were it to take an idle large one, it
+    /// would hold it (an endpoint's first page, asked for early, is held
+    /// through the endpoint before it), and the next large body would need a
+    /// new one: one large body more in memory.
     pub fn take(&self, capacity: usize) -> Vec<u8> {
+        if capacity < LARGE {
+            return Vec::with_capacity(capacity);
+        }
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        match idle.pop() {
+        // Sorted by capacity: the first that fits, else the largest.
+        let fits = idle.iter().position(|b| b.capacity() >= capacity);
+        let pick = fits.or_else(|| idle.len().checked_sub(1));
+        match pick.map(|i| idle.remove(i)) {
             Some(mut buf) => {
                 buf.clear();
                 if buf.capacity() < capacity {
@@ -40,7 +53,7 @@ impl BodyPool {
 
     /// Give a buffer back for a later page.
     pub fn give(&self, buf: Vec<u8>) {
-        if buf.capacity() == 0 {
+        if buf.capacity() < LARGE {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
@@ -96,25 +109,45 @@ mod tests {
 
     #[test]
     fn buffers_come_back_empty_and_at_most_two_are_kept() {
+        const MB: usize = 1 << 20;
         let pool = BodyPool::default();
-        let mut a = pool.take(100);
+        let mut a = pool.take(2 * MB);
         a.extend_from_slice(b"old body");
         let ptr = a.as_ptr();
         pool.give(a);
-        let b = pool.take(10);
-        assert!(b.is_empty() && b.capacity() >= 100);
+        let b = pool.take(MB);
+        assert!(b.is_empty() && b.capacity() >= 2 * MB);
         assert_eq!(b.as_ptr(), ptr, "the same allocation is reused");
         // Grown to what is asked (and a sixteenth), not doubled.
         pool.give(b);
-        let c = pool.take(1 << 20);
-        assert!(c.capacity() >= 1 << 20 && c.capacity() < (1 << 20) * 5 / 4);
+        let c = pool.take(8 * MB);
+        assert!(c.capacity() >= 8 * MB && c.capacity() < 8 * MB * 5 / 4);
         pool.give(c);
-        pool.take(0);
         for _ in 0..3 {
-            pool.give(vec![0u8; 8]);
+            pool.give(vec![0u8; 2 * MB]);
         }
         assert_eq!(pool.idle(), 2);
         pool.give(Vec::new());
         assert_eq!(pool.idle(), 2);
+    }
+
+    #[test]
+    fn a_small_body_leaves_the_large_buffers_to_large_ones() {
+        const MB: usize = 1 << 20;
+        let pool = BodyPool::default();
+        pool.give(Vec::with_capacity(40 * MB));
+        pool.give(Vec::with_capacity(36 * MB));
+        // A small body gets a buffer of its own, and it is not kept after.
+        let small = pool.take(150_000);
+        assert!(small.capacity() < MB);
+        assert_eq!(pool.idle(), 2);
+        pool.give(small);
+        assert_eq!(pool.idle(), 2);
+        // A large body gets the smallest that fits.
+        let big = pool.take(35 * MB);
+        assert!(big.capacity() >= 35 * MB && big.capacity() < 40 * MB);
+        let bigger = pool.take(38 * MB);
+        assert!(bigger.capacity() >= 40 * MB);
+        assert_eq!(pool.idle(), 0);
     }
 }
