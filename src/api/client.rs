@@ -3,7 +3,9 @@
 //!
 //! [`DefenderClient::fetch`] returns a page's body as soon as its last byte is
 //! in, unchecked ([`Fetched`]), so a caller can ask for the next page before
-//! checking this one; [`DefenderClient::page`] fetches and checks.
+//! checking this one; [`DefenderClient::fetch_as`] can instead sift a large
+//! body as it arrives (see [`sift`](super::sift)); [`DefenderClient::page`]
+//! fetches and checks.
 
 use std::sync::Arc;
 use std::sync::Mutex;

@@ -12,8 +12,11 @@
 //! - **recommendations** are a snapshot: new and changed ones are written.
 //!
 //! A page is checked, hashed, remembered and written while the API prepares
-//! the next one (see [`ahead`]). The state moves once, at the end, after the
-//! output is durable (see [`sink`]); a pull that fails leaves it as it was.
+//! the next one (see [`ahead`]); a large page read again, such as the window
+//! a resumed pull starts with, is sifted as it arrives, so what was written
+//! before is not held (see [`crate::api::sift`]). The state moves once, at
+//! the end, after the output is durable (see [`sink`]); a pull that fails
+//! leaves it as it was.
 
 pub mod ahead;
 pub mod early;
