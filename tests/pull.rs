@@ -337,3 +337,43 @@ fn a_large_window_read_again_is_sifted_as_it_arrives_and_written_exactly_once() 
     assert!(stderr.contains("0 of its 603 records kept"), "{stderr}");
     assert_eq!(lines(&file).len(), all.len());
 }
+
+#[test]
+fn the_later_endpoints_first_pages_are_asked_for_while_alerts_are_pulled() {
+    let c = Connected::new(SandboxConfig {
+        alerts: 200,
+        ..SandboxConfig::default()
+    });
+    // Four pages of alerts, each answered slowly.
+    c.sb.faults().page_cap(Some(50));
+    c.sb.faults().slow_next(6, Duration::from_millis(150));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("defender.jsonl");
+    ok(&c.pull_to(&file, &[]));
+    assert_exactly_once(&lines(&file), &c.truth());
+    let api: Vec<_> =
+        c.sb.requests()
+            .into_iter()
+            .filter(|r| r.path.starts_with("/api/"))
+            .collect();
+    let first = |path: &str| {
+        api.iter()
+            .filter(|r| r.path == path)
+            .map(|r| r.at)
+            .min()
+            .unwrap()
+    };
+    let last_alerts = api
+        .iter()
+        .filter(|r| r.path == "/api/alerts")
+        .map(|r| r.at)
+        .max()
+        .unwrap();
+    let first_alerts = api.iter().find(|r| r.path == "/api/alerts").unwrap();
+    for endpoint in ["/api/investigations", "/api/recommendations"] {
+        // Asked for once the first alerts page was answered, long before
+        // the alerts walk ended.
+        assert!(first(endpoint) > first_alerts.answered, "{api:?}");
+        assert!(first(endpoint) < last_alerts, "{endpoint}: {api:?}");
+    }
+}
