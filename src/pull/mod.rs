@@ -97,6 +97,13 @@ pub struct Options {
     /// No new page is started after this.
     pub deadline: Option<Instant>,
     pub top: u32,
+    /// A page whose body (what is held of it) is at most this many bytes is
+    /// small: it is taken in on the pull's own task (a thread costs more than
+    /// it saves; a guess its end led to is sent after, not during) and while
+    /// the page before it is still being written. Larger ones are taken in
+    /// on a blocking thread while the guessed next page is fetched, and only
+    /// once the writer is done with the page before.
+    pub small_page: usize,
 }
 
 impl Options {
@@ -107,12 +114,12 @@ impl Options {
             investigation_window: Duration::days(30),
             deadline: None,
             top: MAX_TOP,
+            small_page: SMALL_BODY,
         }
     }
 }
 
-/// A body up to this size is taken in while the page before it is still
-/// being written.
+/// A body up to this size is small: see [`Options::small_page`].
 const SMALL_BODY: usize = 1 << 20;
 
 /// What one endpoint's pull did.
@@ -341,41 +348,48 @@ pub async fn pull_endpoint<S: PageSource>(
         // at most two large bodies are in memory: this one and the next. A
         // small one (the empty page that ends most walks) goes on while the
         // writer works, so the next endpoint's first request is not held up.
-        if fetched.held() > SMALL_BODY {
+        if fetched.held() > opts.small_page {
             writer.wait().await?;
         }
         let fetched_at = time::rfc3339_seconds(chrono::Utc::now());
         let prefix = Envelope::prefix(endpoint.kind(), tenant_id, &fetched_at);
 
-        // Take this page in on another thread while the guessed one is fetched.
-        let mut mem = std::mem::take(&mut memory);
-        let job = tokio::task::spawn_blocking(move || {
-            let taken = take_in(endpoint, fetched, &mut mem);
-            (mem, taken)
-        });
         let next = async {
             match &guess {
                 Some(r) => Some(source.fetch(r).await),
                 None => None,
             }
         };
-        tokio::pin!(job, next);
+        tokio::pin!(next);
         let mut fetched_ahead = None;
-        let (mem, taken) = loop {
-            tokio::select! {
-                biased;
-                r = &mut next, if fetched_ahead.is_none() => fetched_ahead = Some(r),
-                r = &mut job => match r {
-                    Ok(done) => break done,
-                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                    Err(e) => return Err(PullError::Sink(SinkError::Write {
-                        target: "the output".into(),
-                        source: std::io::Error::other(e),
-                    })),
-                },
-            }
+        let taken = if fetched.held() <= opts.small_page {
+            // Taken in here: it is quick, and a thread would cost more.
+            take_in(endpoint, fetched, &mut memory)
+        } else {
+            // Taken in on another thread while the guessed one is fetched.
+            let mut mem = std::mem::take(&mut memory);
+            let job = tokio::task::spawn_blocking(move || {
+                let taken = take_in(endpoint, fetched, &mut mem);
+                (mem, taken)
+            });
+            tokio::pin!(job);
+            let (mem, taken) = loop {
+                tokio::select! {
+                    biased;
+                    r = &mut next, if fetched_ahead.is_none() => fetched_ahead = Some(r),
+                    r = &mut job => match r {
+                        Ok(done) => break done,
+                        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                        Err(e) => return Err(PullError::Sink(SinkError::Write {
+                            target: "the output".into(),
+                            source: std::io::Error::other(e),
+                        })),
+                    },
+                }
+            };
+            memory = mem;
+            taken
         };
-        memory = mem;
         let mut taken = match taken {
             Ok(t) => t,
             Err(Refused::CutOff(detail)) if !refetched => {

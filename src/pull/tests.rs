@@ -108,12 +108,22 @@ async fn run(
     prior: &EndpointState,
     endpoint: Endpoint,
 ) -> (EndpointOutcome, Vec<String>) {
+    run_with(source, prior, endpoint, |_| {}).await
+}
+
+async fn run_with(
+    source: &Pages,
+    prior: &EndpointState,
+    endpoint: Endpoint,
+    options: impl FnOnce(&mut Options),
+) -> (EndpointOutcome, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("out.jsonl");
     let (sink, _) = Sink::open_file(&path, None).unwrap();
     let mut writer = Writer::new(sink);
     let mut opts = Options::new(time::parse("2026-11-01T00:00:00Z").unwrap());
     opts.top = 10_000;
+    options(&mut opts);
     let out = pull_endpoint(source, endpoint, prior, &opts, "t", &mut writer, |_| {})
         .await
         .unwrap();
@@ -194,25 +204,31 @@ async fn recommendations_write_new_and_changed_and_forget_removed() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn asking_ahead_adds_no_call_when_pages_are_sorted() {
-    let src = Pages::new(10);
-    for i in 0..25 {
-        src.put(
-            &format!("a{i:02}"),
-            &format!("2026-12-02T10:00:{i:02}Z"),
-            "v1",
-        );
+    // Pages taken in on the pull's task (small), and on a thread while the
+    // guessed next one is fetched (as large ones are).
+    for small_page in [Options::new(Timestamp::default()).small_page, 0] {
+        let src = Pages::new(10);
+        for i in 0..25 {
+            src.put(
+                &format!("a{i:02}"),
+                &format!("2026-12-02T10:00:{i:02}Z"),
+                "v1",
+            );
+        }
+        let small = |o: &mut Options| o.small_page = small_page;
+        let (first, lines) =
+            run_with(&src, &EndpointState::default(), Endpoint::Alerts, small).await;
+        assert_eq!(lines.len(), 25);
+        // Pages of 10, 10 and 5, then the one more call a short page with news
+        // gets: the minimum, though each next page was asked for ahead.
+        assert_eq!((*src.calls.borrow(), first.pages), (4, 4));
+        // Resuming with nothing new re-reads the lookback window (all 25, in the
+        // learned pages of 10) and asks nothing ahead: one call per page.
+        *src.calls.borrow_mut() = 0;
+        let (second, lines) = run_with(&src, &first.state, Endpoint::Alerts, small).await;
+        assert!(lines.is_empty());
+        assert_eq!((*src.calls.borrow(), second.pages), (3, 3));
     }
-    let (first, lines) = run(&src, &EndpointState::default(), Endpoint::Alerts).await;
-    assert_eq!(lines.len(), 25);
-    // Pages of 10, 10 and 5, then the one more call a short page with news
-    // gets: the minimum, though each next page was asked for ahead.
-    assert_eq!((*src.calls.borrow(), first.pages), (4, 4));
-    // Resuming with nothing new re-reads the lookback window (all 25, in the
-    // learned pages of 10) and asks nothing ahead: one call per page.
-    *src.calls.borrow_mut() = 0;
-    let (second, lines) = run(&src, &first.state, Endpoint::Alerts).await;
-    assert!(lines.is_empty());
-    assert_eq!((*src.calls.borrow(), second.pages), (3, 3));
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -226,7 +242,12 @@ async fn a_page_that_leads_elsewhere_than_its_end_drops_the_request_made_ahead()
         );
     }
     src.rotate.set(true);
-    let (out, lines) = run(&src, &EndpointState::default(), Endpoint::Alerts).await;
+    // Pages taken in on a thread while the guessed next one is fetched (as
+    // large ones are).
+    let (out, lines) = run_with(&src, &EndpointState::default(), Endpoint::Alerts, |o| {
+        o.small_page = 0
+    })
+    .await;
     // Every record once, whatever was asked ahead.
     let mut ids: Vec<&str> = lines.iter().map(|l| l.split(':').next().unwrap()).collect();
     ids.sort_unstable();
@@ -248,6 +269,11 @@ async fn a_page_that_leads_elsewhere_than_its_end_drops_the_request_made_ahead()
         "{} calls",
         src.calls.borrow()
     );
+    // Small pages are taken in before a guess is sent: a wrong one never is.
+    *src.calls.borrow_mut() = 0;
+    let (out, lines) = run(&src, &EndpointState::default(), Endpoint::Alerts).await;
+    assert_eq!(lines.len(), 25);
+    assert_eq!(*src.calls.borrow(), out.pages);
 }
 
 #[tokio::test(flavor = "current_thread")]
