@@ -558,7 +558,6 @@ impl DefenderClient {
     }
 }
 
-/// A body that is not a page, as an API error.
 /// How to receive a page's body.
 #[derive(Debug, Clone, Copy)]
 pub enum Receive<'k> {
@@ -577,6 +576,7 @@ fn content_length(resp: &reqwest::Response) -> Option<u64> {
         .and_then(|v| v.parse::<u64>().ok())
 }
 
+/// A body that is not a page, as an API error.
 pub fn check_failed(endpoint: Endpoint, e: PageError) -> ApiError {
     ApiError::BadResponse {
         endpoint,

@@ -4,13 +4,13 @@
 //! request is known, so `pull` hands the page to a [`Writer`] and goes on to
 //! fetch. The writer writes on a blocking thread, one page at a time, in the
 //! order handed over. A few pages may queue behind the one being written;
-//! before one more is handed over, all must be written. `pull` takes a large page in
-//! only when nothing is being written (small ones, such as the page that ends
-//! a walk, go on meanwhile), so at most two large pages are in memory: the one
-//! being written and the one arriving. A write error stops the pull at the
-//! next wait. [`Writer::finish`] waits for the last page
-//! and gives the [`Sink`] back, to be committed — nothing is made durable, and
-//! no state moves, before every page has been written.
+//! before one more is handed over, all must be written. `pull` takes a large
+//! page in only when nothing is being written (small ones, such as the page
+//! that ends a walk, go on meanwhile), so at most two large pages are in
+//! memory: the one being written and the one arriving. A write error stops
+//! the pull at the next wait. [`Writer::finish`] waits for the last page and
+//! gives the [`Sink`] back, to be committed — nothing is made durable, and no
+//! state moves, before every page has been written.
 //!
 //! A hook given to [`Writer::with_first_write`] runs once, before the first
 //! record is written, with the sink (for `--output FILE`: recording in the
