@@ -408,11 +408,7 @@ impl DefenderClient {
     }
 
     async fn read_page(&self, endpoint: Endpoint, url: &Url, resp: reqwest::Response) -> Outcome {
-        let declared = if resp.headers().contains_key(CONTENT_ENCODING) {
-            None
-        } else {
-            content_length(&resp)
-        };
+        let declared = declared_length(&resp);
         // Read the body chunk by chunk into one buffer sized from Content-Length
         // (`bytes()` would hold every chunk and then a contiguous copy: twice
         // the page), reusing the buffer of a page already written. Nothing is
@@ -436,15 +432,9 @@ impl DefenderClient {
         if let Some(len) = declared
             && len != body.len() as u64
         {
-            let detail = format!(
-                "the body was cut off: {} of {len} bytes arrived",
-                body.len()
-            );
+            let arrived = body.len();
             self.bodies.give(body);
-            return Outcome::Retry {
-                detail,
-                retry_after: None,
-            };
+            return cut_off(arrived, len);
         }
         tracing::debug!("{endpoint}: a body of {} bytes", body.len());
         let fetched = Fetched::new(endpoint, body, self.base.clone()).recycle_into(&self.bodies);
@@ -475,11 +465,7 @@ impl DefenderClient {
         resp: reqwest::Response,
         known: &Known,
     ) -> Outcome {
-        let declared = if resp.headers().contains_key(CONTENT_ENCODING) {
-            None
-        } else {
-            content_length(&resp)
-        };
+        let declared = declared_length(&resp);
         let Some(declared) = declared.filter(|&d| d >= SIFT_FROM as u64) else {
             return self.read_page(endpoint, url, resp).await;
         };
@@ -494,13 +480,7 @@ impl DefenderClient {
                 }
                 Ok(None) => {
                     if declared != sifter.len() as u64 {
-                        return Outcome::Retry {
-                            detail: format!(
-                                "the body was cut off: {} of {declared} bytes arrived",
-                                sifter.len()
-                            ),
-                            retry_after: None,
-                        };
+                        return cut_off(sifter.len(), declared);
                     }
                     match sifter.finish(&self.base) {
                         Ok((page, records)) => {
@@ -509,7 +489,12 @@ impl DefenderClient {
                                 page.len(),
                                 records.len()
                             );
-                            return Outcome::Body(Fetched::sifted(endpoint, page, records));
+                            return Outcome::Body(Fetched::sifted(
+                                endpoint,
+                                page,
+                                records,
+                                self.base.clone(),
+                            ));
                         }
                         Err(e) => break e,
                     }
@@ -568,8 +553,20 @@ pub enum Receive<'k> {
     Sifting(&'k Known),
 }
 
-/// The body's declared length.
-fn content_length(resp: &reqwest::Response) -> Option<u64> {
+/// A body shorter than declared: retried.
+fn cut_off(arrived: usize, declared: u64) -> Outcome {
+    Outcome::Retry {
+        detail: format!("the body was cut off: {arrived} of {declared} bytes arrived"),
+        retry_after: None,
+    }
+}
+
+/// The body's declared length, when it is the length of the body as read
+/// (not of an encoded one).
+fn declared_length(resp: &reqwest::Response) -> Option<u64> {
+    if resp.headers().contains_key(CONTENT_ENCODING) {
+        return None;
+    }
     resp.headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

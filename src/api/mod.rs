@@ -145,12 +145,13 @@ impl Fetched {
     }
 
     /// A body sifted as it arrived (see [`sift`]), already checked.
-    pub(crate) fn sifted(endpoint: Endpoint, page: Page, records: sift::KnownRecords) -> Fetched {
-        let mut f = Fetched::new(
-            endpoint,
-            Vec::new(),
-            Url::parse("http://localhost").expect("a URL"),
-        );
+    pub(crate) fn sifted(
+        endpoint: Endpoint,
+        page: Page,
+        records: sift::KnownRecords,
+        api_base: Url,
+    ) -> Fetched {
+        let mut f = Fetched::new(endpoint, Vec::new(), api_base);
         f.sifted = Some(Box::new((page, records)));
         f
     }

@@ -35,14 +35,6 @@ impl Known {
     pub fn contains(&self, fingerprint: u128) -> bool {
         self.0.contains(&fingerprint)
     }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 /// A body declared at least this large is sifted (smaller ones are held
@@ -190,7 +182,7 @@ impl<'k> Sifter<'k> {
         for (span, found) in spans.into_iter().zip(members) {
             let raw = &self.window[span.clone()];
             let fingerprint = xxhash_rust::xxh3::xxh3_128(raw);
-            if self.known.0.contains(&fingerprint) {
+            if self.known.contains(fingerprint) {
                 let text = &mut self.records.text;
                 let window = &self.window;
                 let mut copy = |r: Option<Range<usize>>| {

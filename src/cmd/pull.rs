@@ -8,8 +8,7 @@ use std::time::Instant as StdInstant;
 
 use chrono::Utc;
 
-use crate::api::sift::Known;
-use crate::api::{ApiError, DefenderClient, Endpoint, Fetched, Limits, PageRequest, Receive};
+use crate::api::{DefenderClient, Endpoint, Limits};
 use crate::auth::Session;
 use crate::cli::PullArgs;
 use crate::exit::UsageError;
@@ -17,22 +16,12 @@ use crate::progress::Progress;
 use crate::pull::early::Early;
 use crate::pull::sink::{Recovery, Sink};
 use crate::pull::writer::Writer;
-use crate::pull::{self, EndpointOutcome, Options, PageSource};
+use crate::pull::{self, EndpointOutcome, Options};
 use crate::state::{LockMode, Snapshot, StateError};
 use crate::{Context, Exit, net, time};
 
 /// Where a first pull starts when `--since` is not given.
 pub const DEFAULT_SINCE: &str = "7d";
-
-impl PageSource for DefenderClient {
-    async fn fetch(&self, req: &PageRequest) -> Result<Fetched, ApiError> {
-        DefenderClient::fetch(self, req).await
-    }
-
-    async fn fetch_sifting(&self, req: &PageRequest, known: &Known) -> Result<Fetched, ApiError> {
-        self.fetch_as(req, Receive::Sifting(known)).await
-    }
-}
 
 /// The parsed, checked command line of a pull.
 struct Plan {

@@ -26,7 +26,7 @@ pub mod sink;
 pub mod walk;
 pub mod writer;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::Duration;
 use tokio::time::Instant;
@@ -176,8 +176,7 @@ fn take_in(endpoint: Endpoint, fetched: Fetched, memory: &mut Memory) -> Result<
         e => Refused::Pull(crate::api::check_failed(endpoint, e).into()),
     })?;
     let bad = |detail| Refused::Pull(PullError::BadRecord { endpoint, detail });
-    // First every head, and which records are new: nothing is remembered
-    // until all of them are read.
+    // First every head: nothing is remembered until all of them are read.
     let mut heads = Vec::with_capacity(sifted.as_ref().map_or(page.len(), |s| s.len()));
     let mut read = |entry: Entry<'_>| -> Result<(), Refused> {
         heads.push(match entry {
@@ -199,25 +198,28 @@ fn take_in(endpoint: Endpoint, fetched: Fetched, memory: &mut Memory) -> Result<
         Some(records) => records.entries().try_for_each(&mut read)?,
         None => (0..page.len()).map(Entry::Kept).try_for_each(&mut read)?,
     }
-    // Which are new versions, as the memory would have it after each: a
-    // version met earlier in this page counts as remembered.
-    let mut here: HashMap<&str, Fingerprint> = HashMap::new();
-    let mut new = Vec::with_capacity(heads.len());
-    for (head, kept) in &heads {
-        let remembered = here
-            .get(head.key.as_str())
-            .map_or_else(|| memory.seen.contains(head), |fp| *fp == head.fingerprint);
-        if !remembered && kept.is_none() {
+    // A dropped record must be one this pull remembers, and must stay so
+    // while the page is taken in: no version of it may be kept in the same
+    // page (remembering that one would replace it). Otherwise the page is
+    // fetched again whole, before the memory changes.
+    if sifted.is_some() {
+        let kept: HashSet<&str> = heads
+            .iter()
+            .filter(|(_, kept)| kept.is_some())
+            .map(|(head, _)| head.key.as_str())
+            .collect();
+        let lacking =
+            |head: &RecordHead| !memory.seen.contains(head) || kept.contains(head.key.as_str());
+        if heads
+            .iter()
+            .any(|(head, kept)| kept.is_none() && lacking(head))
+        {
             return Err(Refused::Resift);
         }
-        if !remembered {
-            here.insert(&head.key, head.fingerprint);
-        }
-        new.push(!remembered);
     }
     let mut times = Vec::with_capacity(heads.len());
     let (mut picks, mut signature) = (Vec::new(), 0u128);
-    for ((head, kept), new) in heads.iter().zip(new) {
+    for (head, kept) in &heads {
         times.push(head.time);
         signature = signature.wrapping_add(head.fingerprint.0);
         if endpoint == Endpoint::Recommendations {
@@ -226,7 +228,10 @@ fn take_in(endpoint: Endpoint, fetched: Fetched, memory: &mut Memory) -> Result<
         if let Some(t) = head.time {
             memory.newest = Some(memory.newest.map_or(t, |n| n.max(t)));
         }
-        if let (true, Some(i)) = (new, kept) {
+        // Only a kept record can be new here (the check above).
+        if let Some(i) = kept
+            && !memory.seen.contains(head)
+        {
             picks.push(*i);
             memory.seen.remember(head, memory.newest);
         }

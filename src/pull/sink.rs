@@ -113,6 +113,14 @@ impl Writeback {
         None
     }
 
+    /// The writeback of `slot`, started for `file` if it was not yet.
+    fn started<'w>(slot: &'w mut Option<Writeback>, file: &File) -> Option<&'w Writeback> {
+        if slot.is_none() {
+            *slot = Writeback::start(file);
+        }
+        slot.as_ref()
+    }
+
     fn kick(&self) {
         if let Some(k) = &self.kick {
             let _ = k.send(());
@@ -221,12 +229,9 @@ impl Sink {
             Sink::Stdout(w) => line.write_many(w, records, || {}),
             Sink::File(f) => {
                 f.written = true;
-                if f.writeback.is_none() {
-                    f.writeback = Writeback::start(f.out.get_ref());
-                }
                 // Queue writeback after each `writev` (a megabyte or so), not
                 // once per page: the disk then works while the rest is written.
-                let writeback = &f.writeback;
+                let writeback = Writeback::started(&mut f.writeback, f.out.get_ref());
                 line.write_many(&mut f.out, records, || {
                     if let Some(w) = writeback {
                         w.kick();
@@ -249,10 +254,7 @@ impl Sink {
             if f.out.flush().is_err() {
                 return;
             }
-            if f.writeback.is_none() {
-                f.writeback = Writeback::start(f.out.get_ref());
-            }
-            if let Some(w) = &f.writeback {
+            if let Some(w) = Writeback::started(&mut f.writeback, f.out.get_ref()) {
                 w.kick();
             }
         }

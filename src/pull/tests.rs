@@ -32,6 +32,20 @@ impl Pages {
         }
     }
 
+    /// `n` alerts `a00`, `a01`, … one second apart from 10:00:00, served
+    /// in pages of `cap`.
+    fn one_a_second(cap: usize, n: usize) -> Pages {
+        let src = Pages::new(cap);
+        for i in 0..n {
+            src.put(
+                &format!("a{i:02}"),
+                &format!("2026-12-02T10:00:{i:02}Z"),
+                "v1",
+            );
+        }
+        src
+    }
+
     fn put(&self, id: &str, t: &str, body: &str) {
         let mut r = self.records.borrow_mut();
         r.retain(|(i, _, _)| i != id);
@@ -96,10 +110,9 @@ impl PageSource for Pages {
         for chunk in body.as_bytes().chunks(100) {
             sifter.push(chunk).unwrap();
         }
-        let (page, records) = sifter
-            .finish(&url::Url::parse("http://localhost").unwrap())
-            .unwrap();
-        Ok(Fetched::sifted(endpoint, page, records))
+        let base = url::Url::parse("http://localhost").unwrap();
+        let (page, records) = sifter.finish(&base).unwrap();
+        Ok(Fetched::sifted(endpoint, page, records, base))
     }
 }
 
@@ -206,15 +219,8 @@ async fn recommendations_write_new_and_changed_and_forget_removed() {
 async fn asking_ahead_adds_no_call_when_pages_are_sorted() {
     // Pages taken in on the pull's task (small), and on a thread while the
     // guessed next one is fetched (as large ones are).
-    for small_page in [Options::new(Timestamp::default()).small_page, 0] {
-        let src = Pages::new(10);
-        for i in 0..25 {
-            src.put(
-                &format!("a{i:02}"),
-                &format!("2026-12-02T10:00:{i:02}Z"),
-                "v1",
-            );
-        }
+    for small_page in [SMALL_BODY, 0] {
+        let src = Pages::one_a_second(10, 25);
         let small = |o: &mut Options| o.small_page = small_page;
         let (first, lines) =
             run_with(&src, &EndpointState::default(), Endpoint::Alerts, small).await;
@@ -233,14 +239,7 @@ async fn asking_ahead_adds_no_call_when_pages_are_sorted() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_page_that_leads_elsewhere_than_its_end_drops_the_request_made_ahead() {
-    let src = Pages::new(10);
-    for i in 0..25 {
-        src.put(
-            &format!("a{i:02}"),
-            &format!("2026-12-02T10:00:{i:02}Z"),
-            "v1",
-        );
-    }
+    let src = Pages::one_a_second(10, 25);
     src.rotate.set(true);
     // Pages taken in on a thread while the guessed next one is fetched (as
     // large ones are).
@@ -278,14 +277,7 @@ async fn a_page_that_leads_elsewhere_than_its_end_drops_the_request_made_ahead()
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_sifted_page_writes_what_a_whole_one_would() {
-    let src = Pages::new(10_000);
-    for i in 0..40 {
-        src.put(
-            &format!("a{i:02}"),
-            &format!("2026-12-02T10:00:{i:02}Z"),
-            "v1",
-        );
-    }
+    let src = Pages::one_a_second(10_000, 40);
     let (first, lines) = run(&src, &EndpointState::default(), Endpoint::Alerts).await;
     assert_eq!(lines.len(), 40);
     assert_eq!(
@@ -309,14 +301,7 @@ async fn a_sifted_page_writes_what_a_whole_one_would() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_record_dropped_that_the_pull_lacks_is_fetched_again_whole() {
-    let src = Pages::new(10_000);
-    for i in 0..20 {
-        src.put(
-            &format!("a{i:02}"),
-            &format!("2026-12-02T10:00:{i:02}Z"),
-            "v1",
-        );
-    }
+    let src = Pages::one_a_second(10_000, 20);
     let (first, _) = run(&src, &EndpointState::default(), Endpoint::Alerts).await;
     // A new version the sifter wrongly takes for known.
     src.put("a03", "2026-12-02T10:00:30Z", "v2");
