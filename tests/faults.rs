@@ -225,6 +225,34 @@ fn a_body_cut_off_mid_way_is_never_half_written() {
 }
 
 #[test]
+fn a_large_first_page_cut_off_while_written_as_it_arrives_is_taken_back() {
+    // A first page of several megabytes, into a file: streamed, its records
+    // written as they arrive. Cut off after half, a megabyte or more of it is
+    // in the file already; it must be taken back, and the page fetched again.
+    let c = Connected::new(SandboxConfig {
+        alerts: 1_500,
+        ..SandboxConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out.jsonl");
+    c.sb.faults().truncate_next(1);
+    let stderr = ok(&c.pull_to(&file, &["-vv"]));
+    assert!(
+        stderr.contains("what was written of the page is taken back"),
+        "{stderr}"
+    );
+    let back: u64 = stderr
+        .lines()
+        .find_map(|l| {
+            let (before, _) = l.split_once(" bytes written of a page that is not whole")?;
+            before.rsplit(' ').next()?.parse().ok()
+        })
+        .expect("how much was taken back");
+    assert!(back >= 1 << 20, "{back} bytes were taken back");
+    assert_complete(&c, &file);
+}
+
+#[test]
 fn a_server_slower_than_the_request_timeout_is_retried() {
     let c = paged(60, 30);
     let dir = tempfile::tempdir().unwrap();

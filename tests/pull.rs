@@ -304,7 +304,9 @@ fn after_the_keyring_is_emptied_pull_exits_3_and_says_to_authorize() {
 #[test]
 fn a_large_window_read_again_is_sifted_as_it_arrives_and_written_exactly_once() {
     // Enough alerts with evidence that the window read again is a body of
-    // over a megabyte, which the client sifts instead of holding whole.
+    // over a megabyte, which the client sifts instead of holding whole (and,
+    // the output being a file, streams: its new records are written as it
+    // arrives).
     let c = Connected::new(SandboxConfig {
         alerts: 600,
         ..SandboxConfig::default()
@@ -325,7 +327,7 @@ fn a_large_window_read_again_is_sifted_as_it_arrives_and_written_exactly_once() 
         .collect();
     assert_eq!(sifted.len(), 1, "{stderr}");
     assert!(
-        sifted[0].contains("5 of its 603 records kept"),
+        sifted[0].contains("streamed, 5 of its 603 records kept"),
         "{}",
         sifted[0]
     );

@@ -19,6 +19,7 @@ use url::Url;
 
 use super::page::{self, PageError};
 use super::sift::{Known, SIFT_FROM, Sifter};
+use super::stream::BodyStream;
 use super::transport::{self, Transport};
 use super::{ApiError, BodyPool, Budget, Endpoint, Fetched, Page, PageRequest, odata, retry};
 use crate::auth::{AuthError, Session};
@@ -101,8 +102,10 @@ impl std::fmt::Debug for DefenderClient {
 }
 
 /// What one HTTP exchange came to.
-enum Outcome {
+enum Outcome<'k> {
     Body(Fetched),
+    /// A large body, to be received a part at a time.
+    Stream(Box<BodyStream<'k>>),
     Retry {
         detail: String,
         retry_after: Option<Duration>,
@@ -175,6 +178,30 @@ impl DefenderClient {
 
     /// [`fetch`](DefenderClient::fetch), receiving the body as `how` says.
     pub async fn fetch_as(&self, req: &PageRequest, how: Receive<'_>) -> Result<Fetched, ApiError> {
+        match self.send(req, how, false).await? {
+            Opened::Whole(f) => Ok(f),
+            Opened::Stream(_) => unreachable!("a body is streamed only when asked to"),
+        }
+    }
+
+    /// Fetch `req`; a large body is handed over as it arrives, sifted against
+    /// `known` (see [`stream`](super::stream)), a small one whole. Retries
+    /// happen here until the body starts arriving; what goes wrong after,
+    /// the stream reports.
+    pub async fn open<'k>(
+        &self,
+        req: &PageRequest,
+        known: &'k Known,
+    ) -> Result<Opened<'k>, ApiError> {
+        self.send(req, Receive::Sifting(known), true).await
+    }
+
+    async fn send<'k>(
+        &self,
+        req: &PageRequest,
+        how: Receive<'k>,
+        stream: bool,
+    ) -> Result<Opened<'k>, ApiError> {
         let (endpoint, url) = match req {
             PageRequest::Query(q) => (q.endpoint, odata::url(&self.base, q)),
             PageRequest::Next { endpoint, url } => {
@@ -195,8 +222,9 @@ impl DefenderClient {
             self.acquire(endpoint, attempts).await?;
             attempts += 1;
             self.calls.fetch_add(1, Ordering::Relaxed);
-            match self.exchange(endpoint, &url, &token, how).await {
-                Outcome::Body(b) => return Ok(b),
+            match self.exchange(endpoint, &url, &token, how, stream).await {
+                Outcome::Body(b) => return Ok(Opened::Whole(b)),
+                Outcome::Stream(s) => return Ok(Opened::Stream(s)),
                 Outcome::Fail(e) => return Err(e),
                 Outcome::Unauthorized if !refreshed => {
                     tracing::info!("{endpoint}: 401, refreshing the access token once");
@@ -327,13 +355,14 @@ impl DefenderClient {
     }
 
     /// Send one request and read what came back.
-    async fn exchange(
+    async fn exchange<'k>(
         &self,
         endpoint: Endpoint,
         url: &Url,
         token: &str,
-        how: Receive<'_>,
-    ) -> Outcome {
+        how: Receive<'k>,
+        stream: bool,
+    ) -> Outcome<'k> {
         tracing::debug!("GET {url}");
         let sent = self
             .http
@@ -350,6 +379,12 @@ impl DefenderClient {
         tracing::debug!("{endpoint}: {status}");
         match status {
             StatusCode::OK => match how {
+                Receive::Sifting(known) if stream => match declared_length(&resp) {
+                    Some(d) if d >= SIFT_FROM as u64 => Outcome::Stream(Box::new(
+                        BodyStream::http(endpoint, resp, known, d, self.base.clone()),
+                    )),
+                    _ => self.read_page(endpoint, url, resp).await,
+                },
                 Receive::Sifting(known) => self.sift_page(endpoint, url, resp, known).await,
                 Receive::Whole => self.read_page(endpoint, url, resp).await,
             },
@@ -407,7 +442,12 @@ impl DefenderClient {
         }
     }
 
-    async fn read_page(&self, endpoint: Endpoint, url: &Url, resp: reqwest::Response) -> Outcome {
+    async fn read_page(
+        &self,
+        endpoint: Endpoint,
+        url: &Url,
+        resp: reqwest::Response,
+    ) -> Outcome<'static> {
         let declared = declared_length(&resp);
         // Read the body chunk by chunk into one buffer sized from Content-Length
         // (`bytes()` would hold every chunk and then a contiguous copy: twice
@@ -464,7 +504,7 @@ impl DefenderClient {
         url: &Url,
         resp: reqwest::Response,
         known: &Known,
-    ) -> Outcome {
+    ) -> Outcome<'static> {
         let declared = declared_length(&resp);
         let Some(declared) = declared.filter(|&d| d >= SIFT_FROM as u64) else {
             return self.read_page(endpoint, url, resp).await;
@@ -511,7 +551,12 @@ impl DefenderClient {
         }
     }
 
-    fn transport_failure(&self, endpoint: Endpoint, url: &Url, e: &reqwest::Error) -> Outcome {
+    fn transport_failure(
+        &self,
+        endpoint: Endpoint,
+        url: &Url,
+        e: &reqwest::Error,
+    ) -> Outcome<'static> {
         match transport::classify(e) {
             Transport::Certificate { reason } => Outcome::Fail(ApiError::Tls {
                 host: url.host_str().unwrap_or("?").to_string(),
@@ -543,6 +588,12 @@ impl DefenderClient {
     }
 }
 
+/// What [`DefenderClient::open`] got: a body, or a large one arriving.
+pub enum Opened<'k> {
+    Whole(Fetched),
+    Stream(Box<BodyStream<'k>>),
+}
+
 /// How to receive a page's body.
 #[derive(Debug, Clone, Copy)]
 pub enum Receive<'k> {
@@ -554,7 +605,7 @@ pub enum Receive<'k> {
 }
 
 /// A body shorter than declared: retried.
-fn cut_off(arrived: usize, declared: u64) -> Outcome {
+fn cut_off(arrived: usize, declared: u64) -> Outcome<'static> {
     Outcome::Retry {
         detail: format!("the body was cut off: {arrived} of {declared} bytes arrived"),
         retry_after: None,

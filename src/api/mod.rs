@@ -15,13 +15,15 @@ pub mod odata;
 pub mod page;
 pub mod retry;
 pub mod sift;
+pub mod stream;
 pub mod tail;
 pub(crate) mod transport;
 
 pub use body_pool::BodyPool;
 pub use budget::Budget;
-pub use client::{DefenderClient, Limits, Receive, check_failed};
+pub use client::{DefenderClient, Limits, Opened, Receive, check_failed};
 pub use endpoint::Endpoint;
+pub use stream::BodyStream;
 
 use std::ops::Range;
 use url::Url;

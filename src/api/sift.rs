@@ -21,7 +21,7 @@ use url::Url;
 
 use super::Members;
 use super::page::{self, PageError, PageScan};
-use super::{Endpoint, Page};
+use super::{BodyPool, Endpoint, Page};
 
 /// Fingerprints (xxh3-128 of a record's bytes) of records already written.
 #[derive(Debug, Default)]
@@ -35,6 +35,10 @@ impl Known {
     pub fn contains(&self, fingerprint: u128) -> bool {
         self.0.contains(&fingerprint)
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// A body declared at least this large is sifted (smaller ones are held
@@ -44,6 +48,9 @@ pub const SIFT_FROM: usize = 1 << 20;
 /// What the window holds at the most before it is sifted (more only while
 /// one record is larger).
 const SIFT_EVERY: usize = 256 << 10;
+
+/// Streaming, a window is sifted (and becomes a part) once it holds this much.
+const STREAM_EVERY: usize = 1 << 20;
 
 /// A sifted page's records, in the order the API sent them: the kept ones
 /// (in the page) and the known ones (dropped).
@@ -122,6 +129,14 @@ pub struct Sifter<'k> {
     members: Vec<Members>,
     records: KnownRecords,
     next_link: Option<Vec<u8>>,
+    /// Streaming: each window sifted becomes a part, handed on with
+    /// [`drain`](Sifter::drain), instead of the kept records being gathered
+    /// until the end.
+    streaming: bool,
+    /// Streaming: the part of the window sifted last.
+    ready: Option<(Page, KnownRecords)>,
+    /// Streaming: where the windows handed on come back, for the next ones.
+    buffers: BodyPool,
 }
 
 impl<'k> Sifter<'k> {
@@ -139,7 +154,32 @@ impl<'k> Sifter<'k> {
             members: Vec::new(),
             records: KnownRecords::default(),
             next_link: None,
+            streaming: false,
+            ready: None,
+            buffers: BodyPool::default(),
         }
+    }
+
+    /// A sifter whose records are taken a window at a time with
+    /// [`drain`](Sifter::drain) while the body arrives, so what it holds is
+    /// a window or two however large the body. A window of the part is
+    /// handed on as it is, so the kept records are not copied.
+    pub fn streaming(endpoint: Endpoint, known: &'k Known) -> Sifter<'k> {
+        let buffers = BodyPool::default();
+        Sifter {
+            streaming: true,
+            window: buffers.take(STREAM_EVERY * 2),
+            buffers,
+            ..Sifter::new(endpoint, known, 0)
+        }
+    }
+
+    /// Streaming: the records of the window sifted last, if not taken yet —
+    /// a page of the kept ones (no `nextLink`: that comes with
+    /// [`finish`](Sifter::finish), which hands over the last part), and the
+    /// account of all of them, in order.
+    pub fn drain(&mut self) -> Option<(Page, KnownRecords)> {
+        self.ready.take()
     }
 
     /// Bytes taken in so far.
@@ -158,7 +198,12 @@ impl<'k> Sifter<'k> {
             self.start.extend_from_slice(&chunk[..n]);
         }
         self.window.extend_from_slice(chunk);
-        if self.window.len() >= SIFT_EVERY {
+        let every = if self.streaming {
+            STREAM_EVERY
+        } else {
+            SIFT_EVERY
+        };
+        if self.window.len() >= every {
             self.sift()?;
         }
         Ok(())
@@ -179,27 +224,19 @@ impl<'k> Sifter<'k> {
             ))
         })?;
         let (spans, members) = self.scan.take_records();
+        if self.streaming {
+            return self.hand_on(done, spans, members);
+        }
         for (span, found) in spans.into_iter().zip(members) {
             let raw = &self.window[span.clone()];
             let fingerprint = xxhash_rust::xxh3::xxh3_128(raw);
             if self.known.contains(fingerprint) {
-                let text = &mut self.records.text;
-                let window = &self.window;
-                let mut copy = |r: Option<Range<usize>>| {
-                    r.map(|r| {
-                        let at = text.len();
-                        // Inside the checked stretch, on token boundaries.
-                        text.push_str(std::str::from_utf8(&window[r]).unwrap_or_default());
-                        at..text.len()
-                    })
-                };
-                let [id, time] = found;
-                let (id, time) = (copy(id), copy(time));
-                self.records.slots.push(Slot::Known {
+                self.records.slots.push(known_slot(
+                    &mut self.records.text,
+                    &self.window,
                     fingerprint,
-                    id,
-                    time,
-                });
+                    found,
+                ));
             } else {
                 if self.kept.capacity() == 0 {
                     // Room for the rest of the body, at the most.
@@ -224,6 +261,55 @@ impl<'k> Sifter<'k> {
         Ok(())
     }
 
+    /// Streaming: make the checked stretch of the window, `done` bytes, the
+    /// body of a part whose records are the kept ones of `spans`, and go on
+    /// with the rest in a window of its own.
+    fn hand_on(
+        &mut self,
+        done: usize,
+        spans: Vec<Range<usize>>,
+        members: Vec<Members>,
+    ) -> Result<(), PageError> {
+        let mut records = KnownRecords::default();
+        let (mut kept, mut kept_members) = (Vec::new(), Vec::new());
+        for (span, found) in spans.into_iter().zip(members) {
+            // With nothing known, every record is kept, unhashed (`pull`
+            // hashes what it keeps).
+            let fingerprint = (!self.known.is_empty())
+                .then(|| xxhash_rust::xxh3::xxh3_128(&self.window[span.clone()]));
+            match fingerprint {
+                Some(f) if self.known.contains(f) => {
+                    records
+                        .slots
+                        .push(known_slot(&mut records.text, &self.window, f, found))
+                }
+                _ => {
+                    kept.push(span);
+                    kept_members.push(found);
+                    records.slots.push(Slot::Kept);
+                }
+            }
+        }
+        if let Some(r) = self.scan.take_next_link() {
+            self.next_link = Some(self.window[r].to_vec());
+        }
+        let mut rest = self.buffers.take(STREAM_EVERY * 2);
+        rest.extend_from_slice(&self.window[done..]);
+        let mut body = std::mem::replace(&mut self.window, rest);
+        body.truncate(done);
+        // SAFETY: `sift` checked exactly these bytes as UTF-8 just before.
+        let body = unsafe { String::from_utf8_unchecked(body) };
+        let page = Page::from_spans(body, kept, kept_members, None).recycle_into(&self.buffers);
+        self.ready = Some(match self.ready.take() {
+            // Not drained since (only `finish` sifts twice in a row).
+            Some(_) => unreachable!("a part is drained before the next window is sifted"),
+            None => (page, records),
+        });
+        self.dropped += done;
+        self.scan.rebase(done);
+        Ok(())
+    }
+
     /// The body is complete: check the rest and make the page of the kept
     /// records, with the account of every record. `api_base` decides which
     /// `nextLink`s may be followed.
@@ -234,12 +320,37 @@ impl<'k> Sifter<'k> {
             Some(raw) => page::next_link(raw, api_base)?,
             None => None,
         };
+        if self.streaming {
+            let (mut page, records) = self.ready.take().expect("the last window was handed on");
+            page.next_link = next_link;
+            return Ok((page, records));
+        }
         let body = String::from_utf8(self.kept)
             .map_err(|_| PageError::NotAPage("the body is not UTF-8".into()))?;
         Ok((
             Page::from_spans(body, self.spans, self.members, next_link),
             self.records,
         ))
+    }
+}
+
+/// The account of a record dropped as known: its fingerprint, and its raw
+/// `id` and time (the `found` ranges of `window`) copied into `text`.
+fn known_slot(text: &mut String, window: &[u8], fingerprint: u128, found: Members) -> Slot {
+    let mut copy = |r: Option<Range<usize>>| {
+        r.map(|r| {
+            let at = text.len();
+            // Inside the checked stretch, on token boundaries.
+            text.push_str(std::str::from_utf8(&window[r]).unwrap_or_default());
+            at..text.len()
+        })
+    };
+    let [id, time] = found;
+    let (id, time) = (copy(id), copy(time));
+    Slot::Known {
+        fingerprint,
+        id,
+        time,
     }
 }
 
@@ -352,6 +463,98 @@ mod tests {
         assert!(matches!(e, PageError::NotAPage(_)), "{e:?}");
         assert!(matches!(
             sift(b"<html>Proxy error</html>", &known, 10),
+            Err(PageError::NotAPage(_))
+        ));
+    }
+
+    /// Streams `body` in chunks of `chunk`: every part, the last one last.
+    fn stream(
+        body: &[u8],
+        known: &Known,
+        chunk: usize,
+    ) -> Result<Vec<(Page, KnownRecords)>, PageError> {
+        let mut s = Sifter::streaming(Endpoint::Alerts, known);
+        let mut parts = Vec::new();
+        for c in body.chunks(chunk) {
+            s.push(c)?;
+            parts.extend(s.drain());
+        }
+        parts.push(s.finish(&base())?);
+        Ok(parts)
+    }
+
+    #[test]
+    fn streamed_parts_account_for_every_record_in_order() {
+        let body = body(12_000, true);
+        let whole = page::parse(body.clone(), Endpoint::Alerts, &base()).unwrap();
+        let known = Known::new(
+            whole
+                .records()
+                .enumerate()
+                .filter(|(i, _)| i % 3 != 0)
+                .map(|(_, r)| xxhash_rust::xxh3::xxh3_128(r.as_bytes())),
+        );
+        for (known, chunk) in [
+            (&known, 1_000),
+            (&known, 300_001),
+            (&Known::default(), 65_536),
+        ] {
+            let parts = stream(&body, known, chunk).unwrap();
+            assert!(parts.len() >= 3, "{} parts", parts.len());
+            let (last, before) = parts.split_last().unwrap();
+            assert!(before.iter().all(|(p, _)| p.next_link.is_none()));
+            assert_eq!(last.0.next_link, whole.next_link);
+            let mut i = 0;
+            for (page, records) in &parts {
+                for entry in records.entries() {
+                    match entry {
+                        Entry::Kept(k) => {
+                            assert!(known.is_empty() || i % 3 == 0, "record {i}");
+                            assert_eq!(page.record(k), whole.record(i));
+                            assert_eq!(page.members(k), whole.members(i));
+                        }
+                        Entry::Known {
+                            fingerprint,
+                            members,
+                        } => {
+                            assert_ne!(i % 3, 0, "record {i}");
+                            assert_eq!(
+                                fingerprint,
+                                xxhash_rust::xxh3::xxh3_128(whole.record(i).as_bytes())
+                            );
+                            assert_eq!(members, whole.members(i));
+                        }
+                    }
+                    i += 1;
+                }
+            }
+            assert_eq!(i, whole.len(), "chunks of {chunk}");
+        }
+    }
+
+    #[test]
+    fn a_streamed_body_is_refused_as_a_whole_one_would_be() {
+        let body = body(8_000, false);
+        let known = Known::default();
+        let cut = &body[..body.len() - 3_000];
+        assert!(matches!(
+            stream(cut, &known, 65_536),
+            Err(PageError::CutOff(_))
+        ));
+        let mut broken = body.clone();
+        let at = broken.len() / 2;
+        let at = at + broken[at..].windows(2).position(|w| w == b",\n").unwrap();
+        broken[at] = b';';
+        assert!(matches!(
+            stream(&broken, &known, 65_536),
+            Err(PageError::NotAPage(_))
+        ));
+        let mut bad = body.clone();
+        let at = bad.len() * 3 / 4;
+        let at = at + bad[at..].iter().position(|&c| c == b'x').unwrap();
+        bad[at] = 0xff;
+        assert!(matches!(
+            stream(&bad, &known, 65_536),
             Err(PageError::NotAPage(_))
         ));
     }

@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::PageSource;
 use crate::api::sift::Known;
-use crate::api::{ApiError, DefenderClient, Fetched, PageRequest, Receive};
+use crate::api::{ApiError, DefenderClient, Fetched, Opened, PageRequest, Receive};
 
 type Asked = (PageRequest, JoinHandle<Result<Fetched, ApiError>>);
 
@@ -76,6 +76,20 @@ impl Early {
 }
 
 impl PageSource for Early {
+    async fn open<'k>(&self, req: &PageRequest, known: &'k Known) -> Result<Opened<'k>, ApiError> {
+        if self.asked.lock().unwrap().iter().any(|(r, _)| r == req) {
+            return self
+                .fetch_as(req, Receive::Sifting(known))
+                .await
+                .map(Opened::Whole);
+        }
+        let opened = self.client.open(req, known).await;
+        if opened.is_ok() {
+            self.ask_later();
+        }
+        opened
+    }
+
     async fn fetch(&self, req: &PageRequest) -> Result<Fetched, ApiError> {
         self.fetch_as(req, Receive::Whole).await
     }

@@ -23,6 +23,7 @@ pub mod early;
 pub mod record;
 pub mod seen;
 pub mod sink;
+mod streamed;
 pub mod walk;
 pub mod writer;
 
@@ -31,8 +32,9 @@ use std::collections::HashSet;
 use chrono::Duration;
 use tokio::time::Instant;
 
+use crate::api::Opened;
 use crate::api::page::PageError;
-use crate::api::sift::{Entry, Known};
+use crate::api::sift::{Entry, Known, KnownRecords};
 use crate::api::{ApiError, Endpoint, Fetched, MAX_TOP, Page, PageRequest};
 use crate::exit::Exit;
 use crate::state::EndpointState;
@@ -57,6 +59,23 @@ pub trait PageSource {
     ) -> impl Future<Output = Result<Fetched, ApiError>> {
         let _ = known;
         self.fetch(req)
+    }
+
+    /// [`fetch_sifting`](PageSource::fetch_sifting), where a large body may
+    /// instead be handed over as it arrives (see [`crate::api::stream`]).
+    fn open<'k>(
+        &self,
+        req: &PageRequest,
+        known: &'k Known,
+    ) -> impl Future<Output = Result<Opened<'k>, ApiError>> {
+        async move {
+            let fetched = if known.is_empty() {
+                self.fetch(req).await
+            } else {
+                self.fetch_sifting(req, known).await
+            };
+            fetched.map(Opened::Whole)
+        }
     }
 }
 
@@ -104,6 +123,9 @@ pub struct Options {
     /// on a blocking thread while the guessed next page is fetched, and only
     /// once the writer is done with the page before.
     pub small_page: usize,
+    /// Take an endpoint's first page in as it arrives, when it is large and
+    /// the output is a file (see [`streamed`]).
+    pub stream_first_page: bool,
 }
 
 impl Options {
@@ -115,6 +137,7 @@ impl Options {
             deadline: None,
             top: MAX_TOP,
             small_page: SMALL_BODY,
+            stream_first_page: true,
         }
     }
 }
@@ -139,7 +162,7 @@ pub struct EndpointOutcome {
 
 /// What one endpoint's pull remembers from page to page; handed to the
 /// thread that takes a page in, and back.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Memory {
     seen: Seen,
     /// The largest time seen so far.
@@ -175,6 +198,17 @@ fn take_in(endpoint: Endpoint, fetched: Fetched, memory: &mut Memory) -> Result<
         PageError::CutOff(d) => Refused::CutOff(d),
         e => Refused::Pull(crate::api::check_failed(endpoint, e).into()),
     })?;
+    take_in_checked(endpoint, page, sifted, memory)
+}
+
+/// [`take_in`] of a checked page, and for a sifted one the account of
+/// every record it had.
+fn take_in_checked(
+    endpoint: Endpoint,
+    page: Page,
+    sifted: Option<KnownRecords>,
+    memory: &mut Memory,
+) -> Result<Taken, Refused> {
     let bad = |detail| Refused::Pull(PullError::BadRecord { endpoint, detail });
     // First every head: nothing is remembered until all of them are read.
     let mut heads = Vec::with_capacity(sifted.as_ref().map_or(page.len(), |s| s.len()));
@@ -202,7 +236,7 @@ fn take_in(endpoint: Endpoint, fetched: Fetched, memory: &mut Memory) -> Result<
     // while the page is taken in: no version of it may be kept in the same
     // page (remembering that one would replace it). Otherwise the page is
     // fetched again whole, before the memory changes.
-    if sifted.is_some() {
+    if sifted.is_some() && heads.iter().any(|(_, kept)| kept.is_none()) {
         let kept: HashSet<&str> = heads
             .iter()
             .filter(|(_, kept)| kept.is_some())
@@ -242,6 +276,16 @@ fn take_in(endpoint: Endpoint, fetched: Fetched, memory: &mut Memory) -> Result<
         times,
         signature,
     })
+}
+
+/// Memory only: a backfill would otherwise remember every record it wrote
+/// until the end. Forget now what the final `forget_before` in
+/// [`pull_endpoint`] would forget anyway and the walk cannot be served again
+/// (older than its `ge` bound), so what is written does not change.
+fn forget_unservable(window: Option<Duration>, walk: &Walk, floor: Timestamp, memory: &mut Memory) {
+    if let (Some(w), Some(n), Some(from)) = (window, memory.newest, walk.keyset_from()) {
+        memory.seen.forget_before((n - w).min(from).max(floor));
+    }
 }
 
 /// Where one endpoint's pull starts, from its state and the options.
@@ -338,13 +382,64 @@ pub async fn pull_endpoint<S: PageSource>(
     // sifted by it turned out to need a record it dropped.
     let mut known =
         (!memory.seen.is_empty()).then(|| Known::new(memory.seen.fingerprints().map(|f| f.0)));
+    let nothing_known = Known::default();
+    // A streamed page that was not whole is fetched again whole.
+    let mut stream_failed = false;
     while let Some(req) = walk.request().cloned() {
         if opts.deadline.is_some_and(|d| Instant::now() >= d) {
             complete = false;
             break;
         }
+        let streaming = opts.stream_first_page && pages == 0 && writer.rewindable();
         let fetched = match (ahead.take(), &known) {
             (Some(f), _) => f,
+            (None, k) if streaming && !stream_failed => {
+                let sift_by = match k {
+                    Some(k) if !guessing => k,
+                    _ => &nothing_known,
+                };
+                match source.open(&req, sift_by).await? {
+                    Opened::Whole(f) => f,
+                    Opened::Stream(mut s) => {
+                        let fetched_at = time::rfc3339_seconds(chrono::Utc::now());
+                        let prefix = Envelope::prefix(endpoint.kind(), tenant_id, &fetched_at);
+                        let page = match streamed::take_in(&mut s, &mut memory, writer, &prefix)
+                            .await
+                        {
+                            Ok(page) => page,
+                            Err(Refused::CutOff(detail)) => {
+                                tracing::info!(
+                                    "{endpoint}: {detail}; what was written of the page is taken back, and it is fetched again whole"
+                                );
+                                stream_failed = true;
+                                continue;
+                            }
+                            Err(Refused::Resift) => {
+                                tracing::info!(
+                                    "{endpoint}: a record dropped as already written is not in this pull's memory; what was written of the page is taken back, and it is fetched again whole"
+                                );
+                                (known, stream_failed) = (None, true);
+                                continue;
+                            }
+                            Err(Refused::Pull(e)) => return Err(e),
+                        };
+                        pages += 1;
+                        let had_new = page.written > 0;
+                        written += page.written;
+                        read += page.times.len() as u64;
+                        on_page(page.times.len() as u64);
+                        walk.advance(PageFacts {
+                            times: &page.times,
+                            had_new,
+                            next_link: page.next_link,
+                            signature: page.signature,
+                        });
+                        guessing = prior.cursor.is_none() || had_new;
+                        forget_unservable(window, &walk, floor, &mut memory);
+                        continue;
+                    }
+                }
+            }
             (None, Some(k)) if !guessing => source.fetch_sifting(&req, k).await?,
             (None, _) => source.fetch(&req).await?,
         };
@@ -447,13 +542,7 @@ pub async fn pull_endpoint<S: PageSource>(
                 );
             }
         }
-        // Memory only: a backfill would otherwise remember every record it
-        // wrote until the end. Forget now what the final `forget_before` below
-        // would forget anyway and this walk cannot be served again (older than
-        // its `ge` bound), so what is written does not change.
-        if let (Some(w), Some(n), Some(from)) = (window, memory.newest, walk.keyset_from()) {
-            memory.seen.forget_before((n - w).min(from).max(floor));
-        }
+        forget_unservable(window, &walk, floor, &mut memory);
     }
     let Memory {
         mut seen,

@@ -217,6 +217,46 @@ impl Sink {
         }
     }
 
+    /// The file's length with everything written so far (files only): where
+    /// output that may have to be taken back starts.
+    pub fn position(&mut self) -> Result<Option<u64>, SinkError> {
+        let target = self.target();
+        let err = |source| SinkError::Write {
+            target: target.clone(),
+            source,
+        };
+        match self {
+            Sink::Stdout(_) => Ok(None),
+            Sink::File(f) => {
+                f.out.flush().map_err(err)?;
+                Ok(Some(identity(f.out.get_ref()).map_err(err)?.2))
+            }
+        }
+    }
+
+    /// Take back everything written after `position` (a length
+    /// [`position`](Sink::position) gave): a page whose first records were
+    /// written as it arrived, and which then turned out not to be whole.
+    /// Writing goes on from there (the file is appended to). Returns how many
+    /// bytes were taken back.
+    pub fn rewind(&mut self, position: u64) -> Result<u64, SinkError> {
+        let target = self.target();
+        let err = |source| SinkError::Write {
+            target: target.clone(),
+            source,
+        };
+        match self {
+            Sink::Stdout(_) => Err(err(io::Error::other("stdout cannot be taken back"))),
+            Sink::File(f) => {
+                f.out.flush().map_err(err)?;
+                let len = identity(f.out.get_ref()).map_err(err)?.2;
+                f.out.get_ref().set_len(position).map_err(err)?;
+                f.synced_len = f.synced_len.min(position);
+                Ok(len.saturating_sub(position))
+            }
+        }
+    }
+
     /// Write one output line per record, all under the same envelope. Records
     /// already on one line go out with `writev` straight from the page, without
     /// being copied into the buffer first.

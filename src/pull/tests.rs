@@ -18,6 +18,12 @@ struct Pages {
     sifted: Cell<u32>,
     /// Sift as if these fingerprints were known too (a stale snapshot).
     also_known: RefCell<Vec<u128>>,
+    /// Hand bodies over as streams when asked to (see [`PageSource::open`]).
+    stream: Cell<bool>,
+    /// Pages handed over as streams.
+    streamed: Cell<u32>,
+    /// Cut the next streamed body off after this many bytes.
+    cut_stream: Cell<Option<usize>>,
 }
 
 impl Pages {
@@ -29,6 +35,9 @@ impl Pages {
             rotate: Cell::new(false),
             sifted: Cell::new(0),
             also_known: RefCell::new(Vec::new()),
+            stream: Cell::new(false),
+            streamed: Cell::new(0),
+            cut_stream: Cell::new(None),
         }
     }
 
@@ -113,6 +122,39 @@ impl PageSource for Pages {
         let base = url::Url::parse("http://localhost").unwrap();
         let (page, records) = sifter.finish(&base).unwrap();
         Ok(Fetched::sifted(endpoint, page, records, base))
+    }
+
+    async fn open<'k>(&self, req: &PageRequest, known: &'k Known) -> Result<Opened<'k>, ApiError> {
+        if !self.stream.get() {
+            return if known.is_empty() {
+                self.fetch(req).await
+            } else {
+                self.fetch_sifting(req, known).await
+            }
+            .map(Opened::Whole);
+        }
+        self.streamed.set(self.streamed.get() + 1);
+        let whole = self.fetch(req).await?;
+        let endpoint = whole.endpoint();
+        let page = whole.check().unwrap();
+        let mut body = format!(
+            "{{\"value\":[{}]}}",
+            page.records().collect::<Vec<_>>().join(",")
+        )
+        .into_bytes();
+        let declared = body.len() as u64;
+        if let Some(at) = self.cut_stream.take() {
+            body.truncate(at);
+        }
+        let base = url::Url::parse("http://localhost").unwrap();
+        Ok(Opened::Stream(Box::new(crate::api::BodyStream::from_body(
+            endpoint,
+            body,
+            declared,
+            64 << 10,
+            known,
+            base,
+        ))))
     }
 }
 
@@ -322,4 +364,57 @@ async fn a_record_dropped_that_the_pull_lacks_is_fetched_again_whole() {
     let (_, lines) = run(&src, &second.state, Endpoint::Alerts).await;
     assert_eq!(lines, vec!["a04:v2"]);
     assert_eq!((src.sifted.get(), *src.calls.borrow()), (2, 2));
+}
+
+/// `n` alerts of about a kilobyte each, a second apart: a first page of
+/// several megabytes, handed over in several parts when streamed.
+fn large_alerts(n: usize) -> Pages {
+    let src = Pages::new(10_000);
+    for i in 0..n {
+        src.put(
+            &format!("a{i:04}"),
+            &format!(
+                "2026-12-02T{:02}:{:02}:{:02}Z",
+                i / 3600,
+                i / 60 % 60,
+                i % 60
+            ),
+            &format!("v1 {}", "x".repeat(1_000 + i % 7)),
+        );
+    }
+    src
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_streamed_first_page_is_written_as_a_whole_one_would_be() {
+    let src = large_alerts(3_000);
+    let (whole, whole_lines) = run(&src, &EndpointState::default(), Endpoint::Alerts).await;
+    assert_eq!(src.streamed.get(), 0);
+    src.stream.set(true);
+    let (streamed, lines) = run(&src, &EndpointState::default(), Endpoint::Alerts).await;
+    assert_eq!(src.streamed.get(), 1, "only the first page is streamed");
+    assert_eq!(lines.len(), 3_000);
+    assert_eq!(lines, whole_lines);
+    assert_eq!(streamed.state, whole.state);
+    assert_eq!((streamed.read, streamed.written), (3_000, 3_000));
+    // Resumed, streamed again against its memory: only the new version.
+    src.put("a0100", "2026-12-02T00:50:00Z", "v2");
+    let (_, lines) = run(&src, &streamed.state, Endpoint::Alerts).await;
+    assert_eq!(lines, vec!["a0100:v2"]);
+    assert_eq!(src.streamed.get(), 2);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_streamed_page_cut_off_is_taken_back_and_fetched_again_whole() {
+    let src = large_alerts(3_000);
+    let (_, whole_lines) = run(&src, &EndpointState::default(), Endpoint::Alerts).await;
+    let calls = *src.calls.borrow();
+    src.stream.set(true);
+    // Cut off after two and a half megabytes: two parts were written.
+    src.cut_stream.set(Some(5 << 19));
+    let (out, lines) = run(&src, &EndpointState::default(), Endpoint::Alerts).await;
+    assert_eq!(src.cut_stream.get(), None, "the stream was cut");
+    assert_eq!(lines, whole_lines, "every record once, in order");
+    assert_eq!(out.written, 3_000);
+    assert_eq!(*src.calls.borrow() - calls, calls + 1, "one call more");
 }
