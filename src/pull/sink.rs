@@ -71,6 +71,9 @@ pub struct FileSink {
     synced_len: u64,
     written: bool,
     writeback: Option<Writeback>,
+    /// A regular file, whose end can be cut back (not a pipe or a device
+    /// given as `--output`).
+    regular: bool,
 }
 
 /// Asks the kernel to start writing a file's dirty pages to disk, on a thread
@@ -161,6 +164,7 @@ impl Sink {
         }
         let file = opts.open(path).map_err(open_err)?;
         let (dev, ino, len) = identity(&file).map_err(open_err)?;
+        let regular = file.metadata().map_err(open_err)?.is_file();
         let mut synced_len = len;
         let recovery = match mark {
             None => Recovery::Clean,
@@ -185,6 +189,7 @@ impl Sink {
                 synced_len,
                 written: false,
                 writeback: None,
+                regular,
             }),
             recovery,
         ))
@@ -215,6 +220,12 @@ impl Sink {
                 }))
             }
         }
+    }
+
+    /// Whether what is written can be taken back (see [`rewind`](Sink::rewind)):
+    /// a regular file.
+    pub fn rewindable(&self) -> bool {
+        matches!(self, Sink::File(f) if f.regular)
     }
 
     /// The file's length with everything written so far (files only): where
@@ -550,6 +561,33 @@ mod tests {
         let (mut sink, _) = Sink::open_file(&fresh, None).unwrap();
         assert_eq!(sink.commit().unwrap().unwrap().committed_len, 0);
         assert!(fresh.exists());
+    }
+
+    #[test]
+    fn a_regular_file_is_taken_back_to_a_position_and_a_device_is_not_rewindable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        std::fs::write(&path, "kept\n").unwrap();
+        let (mut sink, _) = Sink::open_file(&path, None).unwrap();
+        assert!(sink.rewindable());
+        let at = sink.position().unwrap().unwrap();
+        assert_eq!(at, 5);
+        sink.write_records(&Envelope::new("{\"data\":"), [r#"{"a":1}"#, r#"{"b":2}"#])
+            .unwrap();
+        assert_eq!(sink.rewind(at).unwrap(), 34);
+        sink.write_records(&Envelope::new("{\"data\":"), [r#"{"c":3}"#])
+            .unwrap();
+        sink.commit().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "kept\n{\"data\":{\"c\":3}}\n"
+        );
+        #[cfg(unix)]
+        {
+            let (null, _) = Sink::open_file(Path::new("/dev/null"), None).unwrap();
+            assert!(!null.rewindable(), "a device cannot be cut back");
+        }
+        assert!(!Sink::stdout().rewindable());
     }
 
     #[test]

@@ -65,7 +65,7 @@ fn settle(joined: Result<Result<(), SinkError>, tokio::task::JoinError>) -> Resu
 impl<'a> Writer<'a> {
     pub fn new(sink: Sink) -> Writer<'a> {
         Writer {
-            rewindable: matches!(sink, Sink::File(_)),
+            rewindable: sink.rewindable(),
             sink: Arc::new(Mutex::new(sink)),
             busy: None,
             queued: 0,
