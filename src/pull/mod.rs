@@ -168,7 +168,7 @@ struct Memory {
     /// The largest time seen so far.
     newest: Option<Timestamp>,
     /// Recommendations: every key of the snapshot.
-    snapshot: HashSet<String>,
+    snapshot: HashSet<String, foldhash::fast::RandomState>,
 }
 
 /// One page, checked and taken in.
@@ -365,7 +365,7 @@ pub async fn pull_endpoint<S: PageSource>(
     let mut memory = Memory {
         seen: Seen::decode(&prior.seen),
         newest: cursor,
-        snapshot: HashSet::new(),
+        snapshot: HashSet::default(),
     };
     let (mut read, mut written, mut pages, mut complete) = (0u64, 0u64, 0u32, true);
     // Guess the next request only where a page is likely to be followed by

@@ -7,8 +7,9 @@
 //! In the state file each entry is one line, `fingerprint time id`, sorted by
 //! id (the line format is [`SeenLines`]'s).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
+use std::hash::BuildHasher;
 
 use super::record::{Fingerprint, RecordHead};
 use crate::state::SeenLines;
@@ -16,7 +17,9 @@ use crate::time::{self, Timestamp};
 
 #[derive(Debug, Clone, Default)]
 pub struct Seen {
-    entries: HashMap<String, (Fingerprint, Option<Timestamp>)>,
+    /// Keyed by record id. foldhash, not the default SipHash: one lookup
+    /// and one insert per record read, and ids are short strings.
+    entries: HashMap<String, (Fingerprint, Option<Timestamp>), foldhash::fast::RandomState>,
     /// The lines these entries were decoded from, every one of them, kept
     /// until an entry changes: a pull that changed nothing (the usual no-op)
     /// writes them back as they were instead of encoding them again.
@@ -34,7 +37,7 @@ impl Seen {
     /// Decode the state file's lines; lines that do not decode are dropped
     /// (the worst case is one record written again, never one lost).
     pub fn decode(lines: &SeenLines) -> Seen {
-        let mut entries = HashMap::with_capacity(lines.line_count());
+        let mut entries = HashMap::with_capacity_and_hasher(lines.line_count(), Default::default());
         let mut whole = true;
         for line in lines.entries_or_gaps() {
             let Some(line) = line else {
@@ -114,7 +117,7 @@ impl Seen {
     }
 
     /// Keep only the given keys (a complete snapshot shows which still exist).
-    pub fn retain_keys(&mut self, keep: &std::collections::HashSet<String>) {
+    pub fn retain_keys<S: BuildHasher>(&mut self, keep: &HashSet<String, S>) {
         let len = self.entries.len();
         self.entries.retain(|k, _| keep.contains(k));
         if self.entries.len() != len {
