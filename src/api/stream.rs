@@ -8,8 +8,9 @@
 //! body) and hands its records over about a megabyte at a time, so `pull` can
 //! write them while the rest arrives. A body that then turns out not to be
 //! whole (cut off, not JSON, the connection lost) ends the stream with the
-//! reason: `pull` takes back what it wrote of it and fetches the page again
-//! whole, so the ordinary retries and errors apply.
+//! reason: `pull` keeps what it wrote of it (each record checked whole, and
+//! remembered as written) and fetches the page again whole, so the ordinary
+//! retries and errors apply.
 
 use url::Url;
 

@@ -14,7 +14,8 @@
 //! A page is checked, hashed, remembered and written while the API prepares
 //! the next one (see [`ahead`]); a large page read again, such as the window
 //! a resumed pull starts with, is sifted as it arrives, so what was written
-//! before is not held (see [`crate::api::sift`]). The state moves once, at
+//! before is not held (see [`crate::api::sift`]); an endpoint's first large
+//! page is written as it arrives (see [`streamed`]). The state moves once, at
 //! the end, after the output is durable (see [`sink`]); a pull that fails
 //! leaves it as it was.
 
@@ -123,8 +124,8 @@ pub struct Options {
     /// on a blocking thread while the guessed next page is fetched, and only
     /// once the writer is done with the page before.
     pub small_page: usize,
-    /// Take an endpoint's first page in as it arrives, when it is large and
-    /// the output is a file (see [`streamed`]).
+    /// Take an endpoint's first page in as it arrives, when it is large
+    /// (see [`streamed`]).
     pub stream_first_page: bool,
 }
 
@@ -383,14 +384,17 @@ pub async fn pull_endpoint<S: PageSource>(
     let mut known =
         (!memory.seen.is_empty()).then(|| Known::new(memory.seen.fingerprints().map(|f| f.0)));
     let nothing_known = Known::default();
-    // A streamed page that was not whole is fetched again whole.
+    // A streamed page that was not whole is fetched again whole; what was
+    // written of it as it arrived counts as new in the page fetched again
+    // (the walk goes on after a short page only if it had something new).
     let mut stream_failed = false;
+    let mut written_as_streamed = 0u64;
     while let Some(req) = walk.request().cloned() {
         if opts.deadline.is_some_and(|d| Instant::now() >= d) {
             complete = false;
             break;
         }
-        let streaming = opts.stream_first_page && pages == 0 && writer.rewindable();
+        let streaming = opts.stream_first_page && pages == 0;
         let fetched = match (ahead.take(), &known) {
             (Some(f), _) => f,
             (None, k) if streaming && !stream_failed => {
@@ -403,26 +407,31 @@ pub async fn pull_endpoint<S: PageSource>(
                     Opened::Stream(mut s) => {
                         let fetched_at = time::rfc3339_seconds(chrono::Utc::now());
                         let prefix = Envelope::prefix(endpoint.kind(), tenant_id, &fetched_at);
-                        let page = match streamed::take_in(&mut s, &mut memory, writer, &prefix)
-                            .await
-                        {
-                            Ok(page) => page,
-                            Err(Refused::CutOff(detail)) => {
-                                tracing::info!(
-                                    "{endpoint}: {detail}; what was written of the page is taken back, and it is fetched again whole"
-                                );
-                                stream_failed = true;
-                                continue;
+                        let mut page = streamed::Streamed::default();
+                        let taken =
+                            streamed::take_in(&mut s, &mut memory, writer, &prefix, &mut page)
+                                .await;
+                        if let Err(refused) = taken {
+                            // What was written of it stays written, and is
+                            // remembered: fetched again, it is not written twice.
+                            written += page.written;
+                            written_as_streamed += page.written;
+                            let kept = page.written;
+                            match refused {
+                                Refused::CutOff(detail) => tracing::info!(
+                                    "{endpoint}: {detail}; the {kept} records written of the page as it arrived are kept, and it is fetched again whole"
+                                ),
+                                Refused::Resift => {
+                                    tracing::info!(
+                                        "{endpoint}: a record dropped as already written is not in this pull's memory; the {kept} records written of the page as it arrived are kept, and it is fetched again whole"
+                                    );
+                                    known = None;
+                                }
+                                Refused::Pull(e) => return Err(e),
                             }
-                            Err(Refused::Resift) => {
-                                tracing::info!(
-                                    "{endpoint}: a record dropped as already written is not in this pull's memory; what was written of the page is taken back, and it is fetched again whole"
-                                );
-                                (known, stream_failed) = (None, true);
-                                continue;
-                            }
-                            Err(Refused::Pull(e)) => return Err(e),
-                        };
+                            stream_failed = true;
+                            continue;
+                        }
                         pages += 1;
                         let had_new = page.written > 0;
                         written += page.written;
@@ -511,7 +520,7 @@ pub async fn pull_endpoint<S: PageSource>(
         };
         refetched = false;
         pages += 1;
-        let had_new = !taken.picks.is_empty();
+        let had_new = !taken.picks.is_empty() || std::mem::take(&mut written_as_streamed) > 0;
         written += taken.picks.len() as u64;
         read += taken.times.len() as u64;
         on_page(taken.times.len() as u64);

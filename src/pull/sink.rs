@@ -71,9 +71,6 @@ pub struct FileSink {
     synced_len: u64,
     written: bool,
     writeback: Option<Writeback>,
-    /// A regular file, whose end can be cut back (not a pipe or a device
-    /// given as `--output`).
-    regular: bool,
 }
 
 /// Asks the kernel to start writing a file's dirty pages to disk, on a thread
@@ -164,7 +161,6 @@ impl Sink {
         }
         let file = opts.open(path).map_err(open_err)?;
         let (dev, ino, len) = identity(&file).map_err(open_err)?;
-        let regular = file.metadata().map_err(open_err)?.is_file();
         let mut synced_len = len;
         let recovery = match mark {
             None => Recovery::Clean,
@@ -189,7 +185,6 @@ impl Sink {
                 synced_len,
                 written: false,
                 writeback: None,
-                regular,
             }),
             recovery,
         ))
@@ -218,52 +213,6 @@ impl Sink {
                     committed_len: len,
                     pending_from: Some(len),
                 }))
-            }
-        }
-    }
-
-    /// Whether what is written can be taken back (see [`rewind`](Sink::rewind)):
-    /// a regular file.
-    pub fn rewindable(&self) -> bool {
-        matches!(self, Sink::File(f) if f.regular)
-    }
-
-    /// The file's length with everything written so far (files only): where
-    /// output that may have to be taken back starts.
-    pub fn position(&mut self) -> Result<Option<u64>, SinkError> {
-        let target = self.target();
-        let err = |source| SinkError::Write {
-            target: target.clone(),
-            source,
-        };
-        match self {
-            Sink::Stdout(_) => Ok(None),
-            Sink::File(f) => {
-                f.out.flush().map_err(err)?;
-                Ok(Some(identity(f.out.get_ref()).map_err(err)?.2))
-            }
-        }
-    }
-
-    /// Take back everything written after `position` (a length
-    /// [`position`](Sink::position) gave): a page whose first records were
-    /// written as it arrived, and which then turned out not to be whole.
-    /// Writing goes on from there (the file is appended to). Returns how many
-    /// bytes were taken back.
-    pub fn rewind(&mut self, position: u64) -> Result<u64, SinkError> {
-        let target = self.target();
-        let err = |source| SinkError::Write {
-            target: target.clone(),
-            source,
-        };
-        match self {
-            Sink::Stdout(_) => Err(err(io::Error::other("stdout cannot be taken back"))),
-            Sink::File(f) => {
-                f.out.flush().map_err(err)?;
-                let len = identity(f.out.get_ref()).map_err(err)?.2;
-                f.out.get_ref().set_len(position).map_err(err)?;
-                f.synced_len = f.synced_len.min(position);
-                Ok(len.saturating_sub(position))
             }
         }
     }
@@ -561,33 +510,6 @@ mod tests {
         let (mut sink, _) = Sink::open_file(&fresh, None).unwrap();
         assert_eq!(sink.commit().unwrap().unwrap().committed_len, 0);
         assert!(fresh.exists());
-    }
-
-    #[test]
-    fn a_regular_file_is_taken_back_to_a_position_and_a_device_is_not_rewindable() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("out.jsonl");
-        std::fs::write(&path, "kept\n").unwrap();
-        let (mut sink, _) = Sink::open_file(&path, None).unwrap();
-        assert!(sink.rewindable());
-        let at = sink.position().unwrap().unwrap();
-        assert_eq!(at, 5);
-        sink.write_records(&Envelope::new("{\"data\":"), [r#"{"a":1}"#, r#"{"b":2}"#])
-            .unwrap();
-        assert_eq!(sink.rewind(at).unwrap(), 34);
-        sink.write_records(&Envelope::new("{\"data\":"), [r#"{"c":3}"#])
-            .unwrap();
-        sink.commit().unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "kept\n{\"data\":{\"c\":3}}\n"
-        );
-        #[cfg(unix)]
-        {
-            let (null, _) = Sink::open_file(Path::new("/dev/null"), None).unwrap();
-            assert!(!null.rewindable(), "a device cannot be cut back");
-        }
-        assert!(!Sink::stdout().rewindable());
     }
 
     #[test]

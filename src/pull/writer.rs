@@ -42,8 +42,6 @@ pub struct Writer<'a> {
     /// How many batches `busy` writes after the one being written.
     queued: usize,
     first_write: Option<FirstWrite<'a>>,
-    /// Whether what is written can be taken back (a file).
-    rewindable: bool,
 }
 
 /// Batches that may queue behind the one being written (all small: see the
@@ -65,7 +63,6 @@ fn settle(joined: Result<Result<(), SinkError>, tokio::task::JoinError>) -> Resu
 impl<'a> Writer<'a> {
     pub fn new(sink: Sink) -> Writer<'a> {
         Writer {
-            rewindable: sink.rewindable(),
             sink: Arc::new(Mutex::new(sink)),
             busy: None,
             queued: 0,
@@ -129,34 +126,6 @@ impl<'a> Writer<'a> {
             None => Ok(()),
             Some(job) => settle(job.await),
         }
-    }
-
-    /// Whether what is written can be taken back (see [`rewind`](Writer::rewind)).
-    pub fn rewindable(&self) -> bool {
-        self.rewindable
-    }
-
-    /// Once everything handed over is written: where the output stands, if
-    /// what is written next can be taken back to there (a file, not stdout).
-    pub async fn position(&mut self) -> Result<Option<u64>, SinkError> {
-        self.wait().await?;
-        self.sink
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .position()
-    }
-
-    /// Take back what was written after `position` (from
-    /// [`position`](Writer::position)), once everything handed over is
-    /// written, or failed to be. Returns how many bytes were taken back.
-    pub async fn rewind(&mut self, position: u64) -> Result<u64, SinkError> {
-        let written = self.wait().await;
-        let back = self
-            .sink
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .rewind(position)?;
-        written.map(|()| back)
     }
 
     /// Wait for the last page and give the sink back, to be committed.
