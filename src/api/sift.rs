@@ -430,42 +430,53 @@ mod tests {
         s.finish(&base())
     }
 
-    #[test]
-    fn only_unknown_records_are_kept_and_every_record_is_accounted_for() {
-        let body = body(3_000, true);
-        let whole = page::parse(body.clone(), Endpoint::Alerts, &base()).unwrap();
-        // Every third record is known.
-        let known = Known::new(
+    /// Every record of `whole` known but every third (the 0th, 3rd, …).
+    fn known_but_every_third(whole: &Page) -> Known {
+        Known::new(
             whole
                 .records()
                 .enumerate()
                 .filter(|(i, _)| i % 3 != 0)
                 .map(|(_, r)| xxhash_rust::xxh3::xxh3_128(r.as_bytes())),
-        );
+        )
+    }
+
+    /// `entry` accounts for record `i` of `whole`: kept in `page` as it is
+    /// there, or known with its fingerprint and members; kept only if it is
+    /// one of every third, unless `all_kept`.
+    fn accounts_for(entry: Entry<'_>, i: usize, page: &Page, whole: &Page, all_kept: bool) {
+        match entry {
+            Entry::Kept(k) => {
+                assert!(all_kept || i.is_multiple_of(3), "record {i}");
+                assert_eq!(page.record(k), whole.record(i));
+                assert_eq!(page.members(k), whole.members(i));
+            }
+            Entry::Known {
+                fingerprint,
+                members,
+            } => {
+                assert_ne!(i % 3, 0, "record {i}");
+                assert_eq!(
+                    fingerprint,
+                    xxhash_rust::xxh3::xxh3_128(whole.record(i).as_bytes())
+                );
+                assert_eq!(members, whole.members(i));
+            }
+        }
+    }
+
+    #[test]
+    fn only_unknown_records_are_kept_and_every_record_is_accounted_for() {
+        let body = body(3_000, true);
+        let whole = page::parse(body.clone(), Endpoint::Alerts, &base()).unwrap();
+        let known = known_but_every_third(&whole);
         for chunk in [1_000, 65_536, 300_001, body.len()] {
             let (page, records) = sift(&body, &known, chunk).unwrap();
             assert_eq!(records.len(), whole.len(), "chunks of {chunk}");
             assert_eq!(page.len(), 1_000);
             assert_eq!(page.next_link, whole.next_link);
             for (i, entry) in records.entries().enumerate() {
-                match entry {
-                    Entry::Kept(k) => {
-                        assert_eq!(i % 3, 0);
-                        assert_eq!(page.record(k), whole.record(i));
-                        assert_eq!(page.members(k), whole.members(i));
-                    }
-                    Entry::Known {
-                        fingerprint,
-                        members,
-                    } => {
-                        assert_ne!(i % 3, 0);
-                        assert_eq!(
-                            fingerprint,
-                            xxhash_rust::xxh3::xxh3_128(whole.record(i).as_bytes())
-                        );
-                        assert_eq!(members, whole.members(i));
-                    }
-                }
+                accounts_for(entry, i, &page, &whole, false);
             }
         }
         // Nothing known: the page is the whole page.
@@ -530,13 +541,7 @@ mod tests {
     fn streamed_parts_account_for_every_record_in_order() {
         let body = body(12_000, true);
         let whole = page::parse(body.clone(), Endpoint::Alerts, &base()).unwrap();
-        let known = Known::new(
-            whole
-                .records()
-                .enumerate()
-                .filter(|(i, _)| i % 3 != 0)
-                .map(|(_, r)| xxhash_rust::xxh3::xxh3_128(r.as_bytes())),
-        );
+        let known = known_but_every_third(&whole);
         for (known, chunk) in [
             (&known, 1_000),
             (&known, 300_001),
@@ -550,24 +555,7 @@ mod tests {
             let mut i = 0;
             for (page, records) in &parts {
                 for entry in records.entries() {
-                    match entry {
-                        Entry::Kept(k) => {
-                            assert!(known.is_empty() || i % 3 == 0, "record {i}");
-                            assert_eq!(page.record(k), whole.record(i));
-                            assert_eq!(page.members(k), whole.members(i));
-                        }
-                        Entry::Known {
-                            fingerprint,
-                            members,
-                        } => {
-                            assert_ne!(i % 3, 0, "record {i}");
-                            assert_eq!(
-                                fingerprint,
-                                xxhash_rust::xxh3::xxh3_128(whole.record(i).as_bytes())
-                            );
-                            assert_eq!(members, whole.members(i));
-                        }
-                    }
+                    accounts_for(entry, i, page, &whole, known.is_empty());
                     i += 1;
                 }
             }
