@@ -414,21 +414,20 @@ pub async fn pull_endpoint<S: PageSource>(
                         if let Err(refused) = taken {
                             // What was written of it stays written, and is
                             // remembered: fetched again, it is not written twice.
-                            written += page.written;
-                            written_as_streamed += page.written;
                             let kept = page.written;
-                            match refused {
-                                Refused::CutOff(detail) => tracing::info!(
-                                    "{endpoint}: {detail}; the {kept} records written of the page as it arrived are kept, and it is fetched again whole"
-                                ),
+                            written += kept;
+                            written_as_streamed += kept;
+                            let why = match refused {
+                                Refused::CutOff(detail) => detail,
                                 Refused::Resift => {
-                                    tracing::info!(
-                                        "{endpoint}: a record dropped as already written is not in this pull's memory; the {kept} records written of the page as it arrived are kept, and it is fetched again whole"
-                                    );
                                     known = None;
+                                    "a record dropped as already written is not in this pull's memory".into()
                                 }
                                 Refused::Pull(e) => return Err(e),
-                            }
+                            };
+                            tracing::info!(
+                                "{endpoint}: {why}; the {kept} records written of the page as it arrived are kept, and it is fetched again whole"
+                            );
                             stream_failed = true;
                             continue;
                         }
