@@ -37,6 +37,9 @@ struct Args {
     python: String,
     /// Set up the first size's tenant, print how to pull from it, and wait.
     hold: bool,
+    /// The sandbox sends pages chunked as it renders them (`--bodies
+    /// chunked`), or each rendered whole first, with a Content-Length.
+    chunked: bool,
 }
 
 fn args() -> Args {
@@ -45,6 +48,7 @@ fn args() -> Args {
         runs: 3,
         python: "python3".into(),
         hold: false,
+        chunked: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -64,10 +68,17 @@ fn args() -> Args {
             }
             "--python" => a.python = it.next().expect("--python PATH"),
             "--hold" => a.hold = true,
+            "--bodies" => {
+                a.chunked = match it.next().as_deref() {
+                    Some("chunked") => true,
+                    Some("sized") => false,
+                    _ => panic!("--bodies chunked|sized"),
+                }
+            }
             "--bench" => {}
             other => {
                 panic!(
-                    "unknown argument {other}; use --sizes N,N --runs N --quick --python PATH --hold"
+                    "unknown argument {other}; use --sizes N,N --runs N --quick --python PATH --hold --bodies chunked|sized"
                 )
             }
         }
@@ -136,9 +147,10 @@ impl Bench {
             )
     }
 
-    fn new(n: usize) -> Bench {
+    fn new(n: usize, chunked: bool) -> Bench {
         let sb = Sandbox::spawn(SandboxConfig {
             alerts: n,
+            chunked_bodies: chunked,
             investigations: 500,
             recommendations: 200,
             rate_limit_per_minute: None,
@@ -345,12 +357,20 @@ fn main() {
     let a = args();
     println!("machine: {}", machine());
     println!(
+        "sandbox pages: {}",
+        if a.chunked {
+            "chunked, sent as they are rendered"
+        } else {
+            "rendered whole, then sent with a Content-Length"
+        }
+    );
+    println!(
         "\n| N alerts | runs | pull wall ÷ curl wall | Python CPU ÷ pull CPU | pull peak RSS | API calls (target) | no-op pull: calls, CPU | state file | lines (pull = poller) | pull MB/s |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &n in &a.sizes {
         let setup = Instant::now();
-        let b = Bench::new(n);
+        let b = Bench::new(n, a.chunked);
         eprintln!(
             "N={n}: sandbox and profile ready in {:.1}s",
             setup.elapsed().as_secs_f64()

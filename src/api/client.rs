@@ -19,7 +19,7 @@ use url::Url;
 
 use super::page::{self, PageError};
 use super::sift::{Known, SIFT_FROM, Sifter};
-use super::stream::BodyStream;
+use super::stream::{BodyStream, StreamWhen};
 use super::transport::{self, Transport};
 use super::{ApiError, BodyPool, Budget, Endpoint, Fetched, Page, PageRequest, odata, retry};
 use crate::auth::{AuthError, Session};
@@ -178,29 +178,30 @@ impl DefenderClient {
 
     /// [`fetch`](DefenderClient::fetch), receiving the body as `how` says.
     pub async fn fetch_as(&self, req: &PageRequest, how: Receive<'_>) -> Result<Fetched, ApiError> {
-        match self.send(req, how, false).await? {
+        match self.send(req, how, None).await? {
             Opened::Whole(f) => Ok(f),
             Opened::Stream(_) => unreachable!("a body is streamed only when asked to"),
         }
     }
 
-    /// Fetch `req`; a large body is handed over as it arrives, sifted against
-    /// `known` (see [`stream`](super::stream)), a small one whole. Retries
-    /// happen here until the body starts arriving; what goes wrong after,
-    /// the stream reports.
+    /// Fetch `req`; a body `when` picks is handed over as it arrives, sifted
+    /// against `known` (see [`stream`](super::stream)), any other whole (and
+    /// sifted, when `known` is not empty). Retries happen here until the body
+    /// starts arriving; what goes wrong after, the stream reports.
     pub async fn open<'k>(
         &self,
         req: &PageRequest,
         known: &'k Known,
+        when: StreamWhen,
     ) -> Result<Opened<'k>, ApiError> {
-        self.send(req, Receive::Sifting(known), true).await
+        self.send(req, Receive::Sifting(known), Some(when)).await
     }
 
     async fn send<'k>(
         &self,
         req: &PageRequest,
         how: Receive<'k>,
-        stream: bool,
+        stream: Option<StreamWhen>,
     ) -> Result<Opened<'k>, ApiError> {
         let (endpoint, url) = match req {
             PageRequest::Query(q) => (q.endpoint, odata::url(&self.base, q)),
@@ -361,7 +362,7 @@ impl DefenderClient {
         url: &Url,
         token: &str,
         how: Receive<'k>,
-        stream: bool,
+        stream: Option<StreamWhen>,
     ) -> Outcome<'k> {
         tracing::debug!("GET {url}");
         let sent = self
@@ -379,12 +380,30 @@ impl DefenderClient {
         tracing::debug!("{endpoint}: {status}");
         match status {
             StatusCode::OK => match how {
-                Receive::Sifting(known) if stream => match declared_length(&resp) {
-                    Some(d) if d >= SIFT_FROM as u64 => Outcome::Stream(Box::new(
-                        BodyStream::http(endpoint, resp, known, d, self.base.clone()),
-                    )),
-                    _ => self.read_page(endpoint, url, resp).await,
-                },
+                Receive::Sifting(known) if let Some(when) = stream => {
+                    match (declared_length(&resp), when) {
+                        (None, _) => Outcome::Stream(Box::new(BodyStream::http(
+                            endpoint,
+                            resp,
+                            known,
+                            None,
+                            self.base.clone(),
+                        ))),
+                        (Some(d), StreamWhen::Large) if d >= SIFT_FROM as u64 => {
+                            Outcome::Stream(Box::new(BodyStream::http(
+                                endpoint,
+                                resp,
+                                known,
+                                Some(d),
+                                self.base.clone(),
+                            )))
+                        }
+                        (Some(_), StreamWhen::Unsized) if !known.is_empty() => {
+                            self.sift_page(endpoint, url, resp, known).await
+                        }
+                        _ => self.read_page(endpoint, url, resp).await,
+                    }
+                }
                 Receive::Sifting(known) => self.sift_page(endpoint, url, resp, known).await,
                 Receive::Whole => self.read_page(endpoint, url, resp).await,
             },
@@ -497,7 +516,7 @@ impl DefenderClient {
         }
     }
 
-    /// Read a body, sifting it (see [`sift`]) when it is declared large.
+    /// Read a body, sifting it (see [`sift`]) unless it is declared small.
     async fn sift_page(
         &self,
         endpoint: Endpoint,
@@ -506,11 +525,12 @@ impl DefenderClient {
         known: &Known,
     ) -> Outcome<'static> {
         let declared = declared_length(&resp);
-        let Some(declared) = declared.filter(|&d| d >= SIFT_FROM as u64) else {
+        if declared.is_some_and(|d| d < SIFT_FROM as u64) {
             return self.read_page(endpoint, url, resp).await;
-        };
+        }
         let mut resp = resp;
-        let mut sifter = Sifter::new(endpoint, known, declared.min(MAX_PREALLOC) as usize);
+        let capacity = declared.unwrap_or(SIFT_FROM as u64).min(MAX_PREALLOC) as usize;
+        let mut sifter = Sifter::new(endpoint, known, capacity);
         let refused = loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
@@ -519,13 +539,16 @@ impl DefenderClient {
                     }
                 }
                 Ok(None) => {
-                    if declared != sifter.len() as u64 {
+                    if let Some(declared) = declared
+                        && declared != sifter.len() as u64
+                    {
                         return cut_off(sifter.len(), declared);
                     }
+                    let arrived = sifter.len();
                     match sifter.finish(&self.base) {
                         Ok((page, records)) => {
                             tracing::debug!(
-                                "{endpoint}: a body of {declared} bytes, {} of its {} records kept",
+                                "{endpoint}: a body of {arrived} bytes, {} of its {} records kept",
                                 page.len(),
                                 records.len()
                             );

@@ -23,7 +23,7 @@ pub use body_pool::BodyPool;
 pub use budget::Budget;
 pub use client::{DefenderClient, Limits, Opened, Receive, check_failed};
 pub use endpoint::Endpoint;
-pub use stream::BodyStream;
+pub use stream::{BodyStream, StreamWhen};
 
 use std::ops::Range;
 use url::Url;

@@ -44,7 +44,14 @@ pub struct TailTimes<'a> {
 /// comes last, or when the page carries an `@odata.nextLink` (the link, not a
 /// time, decides what comes next).
 pub fn read(body: &[u8], time_field: &str, at_most: usize) -> Option<Tail> {
-    if has_next_link_before_value(body)? {
+    read_ends(body, body, time_field, at_most)
+}
+
+/// [`read`] of a body known by its ends: `head`, its first bytes, and `body`,
+/// its last ones (both may be the whole body). The ranges are into `body`.
+/// `None` also when the records asked for begin before `body` does.
+pub fn read_ends(head: &[u8], body: &[u8], time_field: &str, at_most: usize) -> Option<Tail> {
+    if has_next_link_before_value(head)? {
         return None;
     }
     // The page object's closing brace, then its last members back to `value`.

@@ -15,7 +15,8 @@
 
 use super::record;
 use super::walk::Walk;
-use crate::api::{Fetched, PageRequest};
+use crate::api::stream::Ends;
+use crate::api::{Endpoint, Fetched, PageRequest, tail};
 use crate::time::Timestamp;
 
 /// Records read back from a page's end at the most: enough for the ties at
@@ -30,6 +31,25 @@ pub fn guess(walk: &Walk, fetched: &Fetched) -> Option<PageRequest> {
         tail.times
             .iter()
             .map(|raw| record::read_time(fetched.endpoint(), *raw)),
+        tail.whole,
+    )?;
+    walk.after(last, ties)
+}
+
+/// The request `walk` will make after a streamed page of `endpoint` whose
+/// body ended in `ends`, if they tell it: asked for while the rest of the
+/// page is still being checked.
+pub fn guess_from_ends(walk: &Walk, endpoint: Endpoint, ends: &Ends) -> Option<PageRequest> {
+    let field = endpoint.time_field()?;
+    let tail = tail::read_ends(&ends.head, &ends.end, field, TAIL_RECORDS)?;
+    let (last, ties) = last_and_ties(
+        tail.times.iter().map(|r| {
+            let raw = match r {
+                Some(r) => Some(std::str::from_utf8(&ends.end[r.clone()]).map_err(|e| e.to_string())?),
+                None => None,
+            };
+            record::read_time(endpoint, raw)
+        }),
         tail.whole,
     )?;
     walk.after(last, ties)

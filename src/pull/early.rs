@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::PageSource;
 use crate::api::sift::Known;
-use crate::api::{ApiError, DefenderClient, Fetched, Opened, PageRequest, Receive};
+use crate::api::{ApiError, DefenderClient, Fetched, Opened, PageRequest, Receive, StreamWhen};
 
 type Asked = (PageRequest, JoinHandle<Result<Fetched, ApiError>>);
 
@@ -76,14 +76,19 @@ impl Early {
 }
 
 impl PageSource for Early {
-    async fn open<'k>(&self, req: &PageRequest, known: &'k Known) -> Result<Opened<'k>, ApiError> {
+    async fn open<'k>(
+        &self,
+        req: &PageRequest,
+        known: &'k Known,
+        when: StreamWhen,
+    ) -> Result<Opened<'k>, ApiError> {
         if self.asked.lock().unwrap().iter().any(|(r, _)| r == req) {
             return self
                 .fetch_as(req, Receive::Sifting(known))
                 .await
                 .map(Opened::Whole);
         }
-        let opened = self.client.open(req, known).await;
+        let opened = self.client.open(req, known, when).await;
         if opened.is_ok() {
             self.ask_later();
         }

@@ -36,7 +36,7 @@ use tokio::time::Instant;
 use crate::api::Opened;
 use crate::api::page::PageError;
 use crate::api::sift::{Entry, Known, KnownRecords};
-use crate::api::{ApiError, Endpoint, Fetched, MAX_TOP, Page, PageRequest};
+use crate::api::{ApiError, Endpoint, Fetched, MAX_TOP, Page, PageRequest, StreamWhen};
 use crate::exit::Exit;
 use crate::state::EndpointState;
 use crate::time::{self, Timestamp};
@@ -62,13 +62,16 @@ pub trait PageSource {
         self.fetch(req)
     }
 
-    /// [`fetch_sifting`](PageSource::fetch_sifting), where a large body may
-    /// instead be handed over as it arrives (see [`crate::api::stream`]).
+    /// [`fetch_sifting`](PageSource::fetch_sifting), where a body `when`
+    /// picks may instead be handed over as it arrives (see
+    /// [`crate::api::stream`]).
     fn open<'k>(
         &self,
         req: &PageRequest,
         known: &'k Known,
+        when: StreamWhen,
     ) -> impl Future<Output = Result<Opened<'k>, ApiError>> {
+        let _ = when;
         async move {
             let fetched = if known.is_empty() {
                 self.fetch(req).await
@@ -124,9 +127,6 @@ pub struct Options {
     /// on a blocking thread while the guessed next page is fetched, and only
     /// once the writer is done with the page before.
     pub small_page: usize,
-    /// Take an endpoint's first page in as it arrives, when it is large
-    /// (see [`streamed`]).
-    pub stream_first_page: bool,
 }
 
 impl Options {
@@ -138,7 +138,6 @@ impl Options {
             deadline: None,
             top: MAX_TOP,
             small_page: SMALL_BODY,
-            stream_first_page: true,
         }
     }
 }
@@ -279,6 +278,29 @@ fn take_in_checked(
     })
 }
 
+/// The page asked for ahead, `guessed`, when it is the one `walk` asks for
+/// next; dropped unused otherwise.
+fn take_guess<'k>(
+    endpoint: Endpoint,
+    walk: &Walk,
+    guessed: Option<(PageRequest, Result<Opened<'k>, ApiError>)>,
+) -> Result<Option<Opened<'k>>, PullError> {
+    match guessed {
+        Some((g, opened)) if walk.request() == Some(&g) => Ok(Some(opened?)),
+        Some(_) => {
+            dropped_guess(endpoint);
+            Ok(None)
+        }
+        None => Ok(None),
+    }
+}
+
+fn dropped_guess(endpoint: Endpoint) {
+    tracing::debug!(
+        "{endpoint}: the page led elsewhere than its end suggested; the request made ahead is dropped"
+    );
+}
+
 /// Memory only: a backfill would otherwise remember every record it wrote
 /// until the end. Forget now what the final `forget_before` in
 /// [`pull_endpoint`] would forget anyway and the walk cannot be served again
@@ -375,8 +397,8 @@ pub async fn pull_endpoint<S: PageSource>(
     // pull that resumes starts by re-reading its lookback window, usually one
     // short page of records already written, after which the walk ends.
     let mut guessing = prior.cursor.is_none();
-    // The body for `walk.request()`, when it was asked for ahead.
-    let mut ahead: Option<Fetched> = None;
+    // The page for `walk.request()`, when it was asked for ahead.
+    let mut ahead: Option<Opened<'_>> = None;
     let mut refetched = false;
     // What this endpoint wrote before, for a page that is not guessed from
     // (its tail must be whole) to drop as it arrives; `None` once a page
@@ -387,6 +409,9 @@ pub async fn pull_endpoint<S: PageSource>(
     // A streamed page that was not whole is fetched again whole; what was
     // written of it as it arrived counts as new in the page fetched again
     // (the walk goes on after a short page only if it had something new).
+    // An endpoint's first page is streamed when it is large; the pages after
+    // it only when the server sends them without a declared length, as it
+    // renders them (see `StreamWhen`).
     let mut stream_failed = false;
     let mut written_as_streamed = 0u64;
     while let Some(req) = walk.request().cloned() {
@@ -394,62 +419,83 @@ pub async fn pull_endpoint<S: PageSource>(
             complete = false;
             break;
         }
-        let streaming = opts.stream_first_page && pages == 0;
-        let fetched = match (ahead.take(), &known) {
-            (Some(f), _) => f,
-            (None, k) if streaming && !stream_failed => {
+        let opened = match (ahead.take(), &known) {
+            (Some(o), _) => o,
+            (None, k) if !stream_failed => {
                 let sift_by = match k {
                     Some(k) if !guessing => k,
                     _ => &nothing_known,
                 };
-                match source.open(&req, sift_by).await? {
-                    Opened::Whole(f) => f,
-                    Opened::Stream(mut s) => {
-                        let fetched_at = time::rfc3339_seconds(chrono::Utc::now());
-                        let prefix = Envelope::prefix(endpoint.kind(), tenant_id, &fetched_at);
-                        let mut page = streamed::Streamed::default();
-                        let taken =
-                            streamed::take_in(&mut s, &mut memory, writer, &prefix, &mut page)
-                                .await;
-                        if let Err(refused) = taken {
-                            // What was written of it stays written, and is
-                            // remembered: fetched again, it is not written twice.
-                            let kept = page.written;
-                            written += kept;
-                            written_as_streamed += kept;
-                            let why = match refused {
-                                Refused::CutOff(detail) => detail,
-                                Refused::Resift => {
-                                    known = None;
-                                    "a record dropped as already written is not in this pull's memory".into()
-                                }
-                                Refused::Pull(e) => return Err(e),
-                            };
-                            tracing::info!(
-                                "{endpoint}: {why}; the {kept} records written of the page as it arrived are kept, and it is fetched again whole"
-                            );
-                            stream_failed = true;
-                            continue;
-                        }
-                        pages += 1;
-                        let had_new = page.written > 0;
-                        written += page.written;
-                        read += page.times.len() as u64;
-                        on_page(page.times.len() as u64);
-                        walk.advance(PageFacts {
-                            times: &page.times,
-                            had_new,
-                            next_link: page.next_link,
-                            signature: page.signature,
-                        });
-                        guessing = prior.cursor.is_none() || had_new;
-                        forget_unservable(window, &walk, floor, &mut memory);
-                        continue;
-                    }
-                }
+                let when = if pages == 0 {
+                    StreamWhen::Large
+                } else {
+                    StreamWhen::Unsized
+                };
+                source.open(&req, sift_by, when).await?
             }
-            (None, Some(k)) if !guessing => source.fetch_sifting(&req, k).await?,
-            (None, _) => source.fetch(&req).await?,
+            (None, Some(k)) if !guessing => Opened::Whole(source.fetch_sifting(&req, k).await?),
+            (None, _) => Opened::Whole(source.fetch(&req).await?),
+        };
+        let fetched = match opened {
+            Opened::Whole(f) => f,
+            Opened::Stream(mut s) => {
+                let fetched_at = time::rfc3339_seconds(chrono::Utc::now());
+                let prefix = Envelope::prefix(endpoint.kind(), tenant_id, &fetched_at);
+                let mut page = streamed::Streamed::default();
+                // Once its last byte is in, the page's tail tells the next
+                // request, asked for while the rest is checked (see `ahead`).
+                let ends = s.ends().filter(|_| guessing);
+                let (walk_now, nothing_known) = (&walk, &nothing_known);
+                let guessed = async move {
+                    let ends = ends?.await.ok()?;
+                    let guess = ahead::guess_from_ends(walk_now, endpoint, &ends)?;
+                    let opened = source
+                        .open(&guess, nothing_known, StreamWhen::Unsized)
+                        .await;
+                    Some((guess, opened))
+                };
+                let (taken, guessed) = tokio::join!(
+                    streamed::take_in(&mut s, &mut memory, writer, &prefix, &mut page),
+                    guessed
+                );
+                drop(s);
+                if let Err(refused) = taken {
+                    // What was written of it stays written, and is
+                    // remembered: fetched again, it is not written twice.
+                    let kept = page.written;
+                    written += kept;
+                    written_as_streamed += kept;
+                    let why = match refused {
+                        Refused::CutOff(detail) => detail,
+                        Refused::Resift => {
+                            known = None;
+                            "a record dropped as already written is not in this pull's memory"
+                                .into()
+                        }
+                        Refused::Pull(e) => return Err(e),
+                    };
+                    tracing::info!(
+                        "{endpoint}: {why}; the {kept} records written of the page as it arrived are kept, and it is fetched again whole"
+                    );
+                    stream_failed = true;
+                    continue;
+                }
+                pages += 1;
+                let had_new = page.written > 0 || std::mem::take(&mut written_as_streamed) > 0;
+                written += page.written;
+                read += page.times.len() as u64;
+                on_page(page.times.len() as u64);
+                walk.advance(PageFacts {
+                    times: &page.times,
+                    had_new,
+                    next_link: page.next_link,
+                    signature: page.signature,
+                });
+                guessing = prior.cursor.is_none() || had_new;
+                ahead = take_guess(endpoint, &walk, guessed)?;
+                forget_unservable(window, &walk, floor, &mut memory);
+                continue;
+            }
         };
         let guess = guessing.then(|| ahead::guess(&walk, &fetched)).flatten();
         // Before a large body is taken in, the page before it is written, so
@@ -464,7 +510,7 @@ pub async fn pull_endpoint<S: PageSource>(
 
         let next = async {
             match &guess {
-                Some(r) => Some(source.fetch(r).await),
+                Some(r) => Some(source.open(r, &nothing_known, StreamWhen::Unsized).await),
                 None => None,
             }
         };
@@ -518,6 +564,7 @@ pub async fn pull_endpoint<S: PageSource>(
             Err(Refused::Pull(e)) => return Err(e),
         };
         refetched = false;
+        stream_failed = false;
         pages += 1;
         let had_new = !taken.picks.is_empty() || std::mem::take(&mut written_as_streamed) > 0;
         written += taken.picks.len() as u64;
@@ -539,15 +586,13 @@ pub async fn pull_endpoint<S: PageSource>(
             .await?;
         if let Some(g) = &guess {
             if walk.request() == Some(g) {
-                let body = match fetched_ahead {
+                let opened = match fetched_ahead {
                     Some(r) => r,
                     None => next.await,
                 };
-                ahead = Some(body.expect("a guess is fetched")?);
+                ahead = Some(opened.expect("a guess is fetched")?);
             } else {
-                tracing::debug!(
-                    "{endpoint}: the page led elsewhere than its end suggested; the request made ahead is dropped"
-                );
+                dropped_guess(endpoint);
             }
         }
         forget_unservable(window, &walk, floor, &mut memory);

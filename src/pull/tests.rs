@@ -128,8 +128,14 @@ impl PageSource for Pages {
         Ok(Fetched::sifted(endpoint, page, records, base))
     }
 
-    async fn open<'k>(&self, req: &PageRequest, known: &'k Known) -> Result<Opened<'k>, ApiError> {
-        if !self.stream.get() {
+    async fn open<'k>(
+        &self,
+        req: &PageRequest,
+        known: &'k Known,
+        when: StreamWhen,
+    ) -> Result<Opened<'k>, ApiError> {
+        // Pages come with a declared length: only `Large` streams them.
+        if !self.stream.get() || when == StreamWhen::Unsized {
             return if known.is_empty() {
                 self.fetch(req).await
             } else {

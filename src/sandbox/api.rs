@@ -8,7 +8,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -249,9 +249,16 @@ fn matches_all(filter: &[Comparison], field: impl Fn(&str) -> FieldValue<'static
         .all(|c| odata::matches(&field(&c.field), c.op, &c.value))
 }
 
-/// Render the page: `(body, more records after it)`. Alerts are chosen under
-/// the tenant lock and written after it is released.
-fn page(shared: &Shared, kind: Kind, q: &Query, take: u64) -> (Vec<u8>, bool) {
+/// Render the page: `(the body's rest, more records after it)`. Alerts are
+/// chosen under the tenant lock and written after it is released; `flush` is
+/// offered the body so far after each record (a streamed body sends it).
+fn page(
+    shared: &Shared,
+    kind: Kind,
+    q: &Query,
+    take: u64,
+    flush: &mut dyn FnMut(&mut Vec<u8>),
+) -> (Vec<u8>, bool) {
     let tenant = &shared.tenant;
     let now = tenant.now_ticks();
     let s = tenant.lock();
@@ -296,6 +303,7 @@ fn page(shared: &Shared, kind: Kind, q: &Query, take: u64) -> (Vec<u8>, bool) {
                     out.push(b',');
                 }
                 writer.write(&mut out, a, q.expand);
+                flush(&mut out);
             }
             more
         }
@@ -358,7 +366,7 @@ fn bearer(req: &Request<Incoming>) -> Option<String> {
 }
 
 pub(crate) async fn handle(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     req: Request<Incoming>,
     ctl: &ConnCtl,
 ) -> Response<Body> {
@@ -483,29 +491,58 @@ pub(crate) async fn handle(
         (f.page_cap, f.next_link)
     };
     let take = cap.map_or(q.top, |c| q.top.min(u64::from(c)));
-    let (mut body, more) = page(shared, kind, &q, take);
-    if next_link && cap.is_none() && more {
-        let mut u =
-            url::Url::parse(&format!("{}{}", shared.base_url, path)).expect("base URL parses");
-        {
-            let mut qp = u.query_pairs_mut();
-            for (k, v) in query.iter().filter(|(k, _)| k != "$skip") {
-                qp.append_pair(k, v);
-            }
-            qp.append_pair("$skip", &(q.skip + take).to_string());
-        }
-        body.extend_from_slice(b",\"@odata.nextLink\":");
-        serde_json::to_writer(&mut body, u.as_str()).ok();
-    }
-    body.push(b'}');
     record(200);
     let ct = "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8";
+    let finish = {
+        let base = format!("{}{}", shared.base_url, path);
+        let skip_next = q.skip + take;
+        let query = query.clone();
+        move |body: &mut Vec<u8>, more: bool| {
+            if next_link && cap.is_none() && more {
+                let mut u = url::Url::parse(&base).expect("base URL parses");
+                {
+                    let mut qp = u.query_pairs_mut();
+                    for (k, v) in query.iter().filter(|(k, _)| k != "$skip") {
+                        qp.append_pair(k, v);
+                    }
+                    qp.append_pair("$skip", &skip_next.to_string());
+                }
+                body.extend_from_slice(b",\"@odata.nextLink\":");
+                serde_json::to_writer(&mut *body, u.as_str()).ok();
+            }
+            body.push(b'}');
+        }
+    };
+    if shared.cfg.chunked_bodies && !truncate {
+        // Sent as it is rendered, in parts of about a megabyte, without a
+        // Content-Length (chunked), as a streaming OData service sends it.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(2);
+        let shared = Arc::clone(shared);
+        tokio::task::spawn_blocking(move || {
+            let mut flush = |out: &mut Vec<u8>| {
+                if out.len() >= CHUNK {
+                    let full = std::mem::replace(out, Vec::with_capacity(CHUNK + (16 << 10)));
+                    // The client went away: the rest is not rendered.
+                    let _ = tx.blocking_send(full);
+                }
+            };
+            let (mut body, more) = page(&shared, kind, &q, take, &mut flush);
+            finish(&mut body, more);
+            let _ = tx.blocking_send(body);
+        });
+        return http::streamed(StatusCode::OK, ct, rx);
+    }
+    let (mut body, more) = page(shared, kind, &q, take, &mut |_| {});
+    finish(&mut body, more);
     if truncate {
         http::truncated(StatusCode::OK, ct, Bytes::from(body))
     } else {
         http::response(StatusCode::OK, ct, body)
     }
 }
+
+/// The size of a streamed body's parts.
+const CHUNK: usize = 1 << 20;
 
 fn throttled(retry_after: u64) -> Response<Body> {
     let mut r = error(

@@ -157,6 +157,24 @@ pub(crate) fn html(status: StatusCode, body: String) -> Response<Body> {
     response(status, "text/html; charset=utf-8", body)
 }
 
+/// A response whose body is sent as `parts` arrive, without a Content-Length
+/// (HTTP/1.1 chunked).
+pub(crate) fn streamed(
+    status: StatusCode,
+    content_type: &str,
+    parts: tokio::sync::mpsc::Receiver<Vec<u8>>,
+) -> Response<Body> {
+    let frames = futures_util::stream::unfold(parts, |mut parts| async move {
+        let part = parts.recv().await?;
+        Some((Ok(Frame::data(Bytes::from(part))), parts))
+    });
+    let mut r = Response::new(StreamBody::new(frames).boxed());
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap());
+    r
+}
+
 /// The same response, but its body stops after half, with the full
 /// Content-Length announced, and the connection is then closed.
 pub(crate) fn truncated(status: StatusCode, content_type: &str, body: Bytes) -> Response<Body> {

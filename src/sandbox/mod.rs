@@ -64,6 +64,10 @@ pub struct SandboxConfig {
     pub device_code_interval: Duration,
     /// Calls per minute per endpoint per app before 429 (Microsoft: 100); `None` is unlimited.
     pub rate_limit_per_minute: Option<u32>,
+    /// Send API pages as they are rendered, chunked and without a
+    /// Content-Length (as a streaming OData service may), instead of
+    /// rendering each whole before its first byte.
+    pub chunked_bodies: bool,
 }
 
 impl Default for SandboxConfig {
@@ -86,6 +90,7 @@ impl Default for SandboxConfig {
             access_token_lifetime: Duration::from_secs(3600),
             device_code_interval: Duration::from_secs(1),
             rate_limit_per_minute: Some(100),
+            chunked_bodies: false,
         }
     }
 }
