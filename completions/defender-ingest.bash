@@ -713,7 +713,7 @@ _defender__ingest() {
             return 0
             ;;
         defender__subcmd__ingest__subcmd__sandbox)
-            opts="-p -v -q -h -V --port --alerts --seed --tls-ca-out --profile --state-dir --verbose --quiet --ca-bundle --proxy --connect-timeout --request-timeout --max-retries --calls-per-minute --help --version"
+            opts="-p -v -q -h -V --port --alerts --seed --tls-ca-out --chunked --profile --state-dir --verbose --quiet --ca-bundle --proxy --connect-timeout --request-timeout --max-retries --calls-per-minute --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -211,6 +211,7 @@ set edit:completion:arg-completer[defender-ingest] = {|@words|
             cand --request-timeout 'Seconds one HTTP request may take, body included; a request that takes longer counts as failed and is retried'
             cand --max-retries 'How often to retry an API request that failed in a way that may pass (429, 5xx, reset, cut-off body, timeout), with exponential backoff'
             cand --calls-per-minute 'API calls per minute this tool allows itself (and 15× that per hour, at least 1,500). Microsoft allows 100/min and 1,500/h per app and tenant: raise it only if Microsoft raised your limits, or against the sandbox (the benchmark does)'
+            cand --chunked 'Send API pages chunked as they are rendered, without a Content-Length (as a streaming OData service may), instead of each rendered whole first'
             cand -v 'More logging on stderr (-v: info, -vv: debug, -vvv: trace)'
             cand --verbose 'More logging on stderr (-v: info, -vv: debug, -vvv: trace)'
             cand -q 'Less logging on stderr: errors only'

@@ -165,6 +165,7 @@ complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand sandbox"
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand sandbox" -l request-timeout -d 'Seconds one HTTP request may take, body included; a request that takes longer counts as failed and is retried' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand sandbox" -l max-retries -d 'How often to retry an API request that failed in a way that may pass (429, 5xx, reset, cut-off body, timeout), with exponential backoff' -r
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand sandbox" -l calls-per-minute -d 'API calls per minute this tool allows itself (and 15× that per hour, at least 1,500). Microsoft allows 100/min and 1,500/h per app and tenant: raise it only if Microsoft raised your limits, or against the sandbox (the benchmark does)' -r
+complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand sandbox" -l chunked -d 'Send API pages chunked as they are rendered, without a Content-Length (as a streaming OData service may), instead of each rendered whole first'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand sandbox" -s v -l verbose -d 'More logging on stderr (-v: info, -vv: debug, -vvv: trace)'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand sandbox" -s q -l quiet -d 'Less logging on stderr: errors only'
 complete -c defender-ingest -n "__fish_defender_ingest_using_subcommand sandbox" -s h -l help -d 'Print help'

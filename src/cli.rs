@@ -315,6 +315,11 @@ pub struct SandboxArgs {
     /// Serve HTTPS with a freshly generated CA; its PEM is written to this path.
     #[arg(long, value_name = "PATH")]
     pub tls_ca_out: Option<PathBuf>,
+
+    /// Send API pages chunked as they are rendered, without a Content-Length
+    /// (as a streaming OData service may), instead of each rendered whole first.
+    #[arg(long)]
+    pub chunked: bool,
 }
 
 /// Run the whole journey against a throwaway sandbox: authorize, test, enable, pull to stdout.

@@ -279,6 +279,80 @@ fn a_large_first_page_cut_off_while_streamed_to_stdout_is_written_once() {
     assert_exactly_once(&lines, &c.truth());
 }
 
+/// A tenant whose API sends pages chunked as it renders them (no
+/// Content-Length), capped at `cap` alerts each.
+fn chunked(alerts: usize, cap: u32) -> Connected {
+    let c = Connected::new(SandboxConfig {
+        alerts,
+        chunked_bodies: true,
+        ..SandboxConfig::default()
+    });
+    c.sb.faults().page_cap(Some(cap));
+    c
+}
+
+fn count(stderr: &str, needle: &str) -> usize {
+    stderr.lines().filter(|l| l.contains(needle)).count()
+}
+
+#[test]
+fn pages_sent_chunked_are_each_taken_in_as_they_arrive_with_no_call_wasted() {
+    // Every page comes without a declared length: each is streamed, and the
+    // next is asked for from the end of the one before while it is checked.
+    let c = chunked(2_500, 500);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out.jsonl");
+    let stderr = ok(&c.pull_to(&file, &["-vv"]));
+    assert_complete(&c, &file);
+    let bodies: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("alerts: a body of"))
+        .collect();
+    assert_eq!(bodies.len(), 6, "{stderr}");
+    assert!(
+        bodies.iter().all(|l| l.contains("streamed")),
+        "every alerts page streamed: {stderr}"
+    );
+    assert!(
+        count(&stderr, "alerts: the page's last byte is in") >= 4,
+        "the next page asked for from each full page's end: {stderr}"
+    );
+    // Five pages of 500 and the empty one after; two each for the others:
+    // every page asked for ahead was the one needed.
+    assert_eq!(c.api_calls(), 6 + 2 + 2, "{stderr}");
+    assert!(
+        !stderr.contains("the request made ahead is dropped"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_chunked_page_cut_off_mid_way_keeps_what_it_wrote_and_the_rest_is_fetched_again() {
+    // The connection drops before a chunked body's last chunk: what was
+    // written of it stays, once, and the page fetched again adds the rest;
+    // on the first page, and on one in the middle of the pull.
+    let c = chunked(3_000, 1_000);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out.jsonl");
+    c.sb.faults().truncate_next(1);
+    let stderr = ok(&c.pull_to(&file, &["-v"]));
+    assert!(
+        stderr.contains("records written of the page as it arrived are kept"),
+        "{stderr}"
+    );
+    assert_complete(&c, &file);
+    c.sb.tenant().add_alerts(2_000);
+    let (out, fired) = during(
+        &c.sb,
+        c.api_calls() + 1,
+        || c.sb.faults().truncate_next(1),
+        || c.pull_to(&file, &["-v"]),
+    );
+    ok(&out);
+    assert!(fired);
+    assert_complete(&c, &file);
+}
+
 #[test]
 fn a_server_slower_than_the_request_timeout_is_retried() {
     let c = paged(60, 30);

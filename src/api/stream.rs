@@ -276,7 +276,10 @@ async fn receive(
                 }
                 last_len += c.len();
                 last.push_back(c.clone());
-                while last.front().is_some_and(|f| last_len - f.len() >= END_BYTES) {
+                while last
+                    .front()
+                    .is_some_and(|f| last_len - f.len() >= END_BYTES)
+                {
                     last_len -= last.pop_front().map_or(0, |f| f.len());
                 }
                 if chunks.send(Ok(c)).await.is_err() {

@@ -102,7 +102,13 @@ pub fn read_ends(head: &[u8], body: &[u8], time_field: &str, at_most: usize) -> 
             return None;
         }
         times.push(time);
-        let before = trim_back(body, start).checked_sub(1)?;
+        let Some(before) = trim_back(body, start).checked_sub(1) else {
+            // The end of a body begins with this record: enough if it was the last asked for.
+            return (times.len() == at_most).then_some(Tail {
+                times,
+                whole: false,
+            });
+        };
         match body[before] {
             b',' => end = trim_back(body, before),
             b'[' => return Some(Tail { times, whole: true }),
@@ -273,6 +279,52 @@ mod tests {
         ] {
             assert_eq!(times(linked, 5), None, "{linked}");
         }
+    }
+
+    #[test]
+    fn a_body_known_by_its_ends_reads_as_the_whole_while_the_records_asked_for_are_in_its_end() {
+        let records: Vec<String> = (0..40)
+            .map(|i| {
+                format!(
+                    r#"{{"id":"r{i}","lastUpdateTime":"t{i}","pad":"{}"}}"#,
+                    "x".repeat(i)
+                )
+            })
+            .collect();
+        let body = format!(
+            r#"{{"@odata.context":"c","value":[{}]}}"#,
+            records.join(",")
+        );
+        let b = body.as_bytes();
+        let whole = read(b, "lastUpdateTime", 5).unwrap();
+        let text = |b: &[u8], t: &Tail| -> Vec<Option<String>> {
+            t.times
+                .iter()
+                .map(|r| r.clone().map(|r| String::from_utf8(b[r].to_vec()).unwrap()))
+                .collect()
+        };
+        // Cut anywhere before the last five records, even mid-record or
+        // mid-string: the same five times.
+        let fifth_last = body.find(r#"{"id":"r35""#).unwrap();
+        for cut in [fifth_last, fifth_last - 1, fifth_last - 7, 100, 1] {
+            let end = &b[cut..];
+            let t = read_ends(&b[..64], end, "lastUpdateTime", 5).unwrap();
+            assert_eq!(text(end, &t), text(b, &whole), "cut at {cut}");
+            assert!(!t.whole);
+        }
+        // Asked for more records than the end holds: no tail, not a wrong one.
+        let end = &b[fifth_last + 3..];
+        assert_eq!(read_ends(&b[..64], end, "lastUpdateTime", 5), None);
+        // Every record asked for: whole only when the end reaches `[`.
+        let all = read_ends(&b[..64], b, "lastUpdateTime", 100).unwrap();
+        assert!(all.whole && all.times.len() == 40);
+        assert!(!read_ends(&b[..64], &b[40..], "lastUpdateTime", 100).is_some_and(|t| t.whole));
+        // A nextLink before `value`, seen in the head, stops it.
+        let linked = format!(r#"{{"@odata.nextLink":"http://x/?$skip=1",{}"#, &body[1..]);
+        assert_eq!(
+            read_ends(linked.as_bytes(), linked.as_bytes(), "lastUpdateTime", 5),
+            None
+        );
     }
 
     #[test]

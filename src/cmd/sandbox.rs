@@ -17,6 +17,7 @@ pub async fn run(_ctx: &Context, args: &SandboxArgs) -> anyhow::Result<Exit> {
         seed: args.seed,
         tls: args.tls_ca_out.is_some(),
         evolve_every: Some(Duration::from_secs(10)),
+        chunked_bodies: args.chunked,
         ..SandboxConfig::default()
     };
     let sb = Sandbox::start(cfg).await.with_context(|| match args.port {

@@ -45,7 +45,9 @@ pub fn guess_from_ends(walk: &Walk, endpoint: Endpoint, ends: &Ends) -> Option<P
     let (last, ties) = last_and_ties(
         tail.times.iter().map(|r| {
             let raw = match r {
-                Some(r) => Some(std::str::from_utf8(&ends.end[r.clone()]).map_err(|e| e.to_string())?),
+                Some(r) => {
+                    Some(std::str::from_utf8(&ends.end[r.clone()]).map_err(|e| e.to_string())?)
+                }
                 None => None,
             };
             record::read_time(endpoint, raw)

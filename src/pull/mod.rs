@@ -449,6 +449,9 @@ pub async fn pull_endpoint<S: PageSource>(
                 let guessed = async move {
                     let ends = ends?.await.ok()?;
                     let guess = ahead::guess_from_ends(walk_now, endpoint, &ends)?;
+                    tracing::debug!(
+                        "{endpoint}: the page's last byte is in; the next page is asked for from its end while it is checked"
+                    );
                     let opened = source
                         .open(&guess, nothing_known, StreamWhen::Unsized)
                         .await;

@@ -535,7 +535,12 @@ pub(crate) async fn handle(
     let (mut body, more) = page(shared, kind, &q, take, &mut |_| {});
     finish(&mut body, more);
     if truncate {
-        http::truncated(StatusCode::OK, ct, Bytes::from(body))
+        http::truncated(
+            StatusCode::OK,
+            ct,
+            Bytes::from(body),
+            shared.cfg.chunked_bodies,
+        )
     } else {
         http::response(StatusCode::OK, ct, body)
     }

@@ -176,8 +176,14 @@ pub(crate) fn streamed(
 }
 
 /// The same response, but its body stops after half, with the full
-/// Content-Length announced, and the connection is then closed.
-pub(crate) fn truncated(status: StatusCode, content_type: &str, body: Bytes) -> Response<Body> {
+/// Content-Length announced (or, `chunked`, without the last chunk), and the
+/// connection is then closed.
+pub(crate) fn truncated(
+    status: StatusCode,
+    content_type: &str,
+    body: Bytes,
+    chunked: bool,
+) -> Response<Body> {
     let half = body.slice(..body.len() / 2);
     let len = body.len();
     // Let hyper flush the headers and the half before the body fails.
@@ -200,7 +206,9 @@ pub(crate) fn truncated(status: StatusCode, content_type: &str, body: Bytes) -> 
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap());
-    h.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    if !chunked {
+        h.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    }
     r
 }
 
