@@ -8,6 +8,11 @@
 //! page's tail tells ([`Fetched::tail`]); so `pull` guesses the next request
 //! from the tail, sends it, and checks this page while the API works on it.
 //!
+//! A page taken in as it arrives (see [`super::streamed`]) is guessed from
+//! the same way, from its ends ([`guess_from_ends`]), as soon as its last
+//! byte is in: the body is read up to a few megabytes ahead of the check,
+//! so the next request goes out while those are still being checked.
+//!
 //! The guess is only used when the checked page leads to exactly the same
 //! request ([`Walk::advance`] decides, as always); otherwise it is dropped, at
 //! the cost of one API call. [`guess`] is asked only where a page is likely

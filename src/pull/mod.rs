@@ -15,7 +15,8 @@
 //! the next one (see [`ahead`]); a large page read again, such as the window
 //! a resumed pull starts with, is sifted as it arrives, so what was written
 //! before is not held (see [`crate::api::sift`]); an endpoint's first large
-//! page is written as it arrives (see [`streamed`]). The state moves once, at
+//! page, and every page sent chunked, is written as it arrives (see
+//! [`streamed`]). The state moves once, at
 //! the end, after the output is durable (see [`sink`]); a pull that fails
 //! leaves it as it was.
 

@@ -1,11 +1,16 @@
-//! Taking a large page in as it arrives, writing its new records on the way.
+//! Taking a page in as it arrives, writing its new records on the way.
 //!
 //! An endpoint's first page is usually its largest cost: on a first pull it
 //! is tens of megabytes of new alerts, and nothing before it could be
 //! overlapped with it. Held whole, it costs its size in fresh memory and its
 //! records are checked and written only after its last byte; streamed (see
 //! [`crate::api::stream`]), each part is checked, taken in and handed to the
-//! writer while the rest arrives, and the body never has to be held.
+//! writer while the rest arrives, and the body never has to be held. So is
+//! every page a server sends without a declared length (chunked): it renders
+//! as it sends, and taking the page in as it arrives keeps pace with it
+//! (see [`crate::api::StreamWhen`]). Once the last byte is in, the page's end
+//! tells the next request, which is sent while the rest is checked (see
+//! [`super::ahead`]).
 //!
 //! A page that turns out not to be whole — cut off, not JSON, the connection
 //! lost, or a record dropped as written that this pull does not remember —
