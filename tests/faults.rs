@@ -581,6 +581,51 @@ fn sigkill_at_random_points_loses_nothing_and_duplicates_nothing() {
     assert_complete(&c, &file);
 }
 
+/// Bytes from which a pull appends to a file around the page cache (O_DIRECT).
+const DIRECT_AFTER: u64 = 16 << 20;
+
+#[test]
+fn sigkill_while_a_backfill_is_written_around_the_page_cache_loses_nothing() {
+    // A backfill of ~28 MB to a file that ends inside a disk block: past 16 MiB
+    // the pull writes whole blocks with O_DIRECT, and is killed there.
+    let c = Connected::new(SandboxConfig {
+        alerts: 100,
+        ..SandboxConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out.jsonl");
+    ok(&c.pull_to(&file, &[]));
+    let committed = std::fs::metadata(&file).unwrap().len();
+    c.sb.tenant().add_alerts(8_000);
+    let mut child = spawn_pull(&c, &file);
+    let give_up = Instant::now() + Duration::from_secs(120);
+    let mut killed_at = None;
+    while Instant::now() < give_up && child.try_wait().unwrap().is_none() {
+        let len = std::fs::metadata(&file).unwrap().len();
+        if len > committed + DIRECT_AFTER + (2 << 20) {
+            // SAFETY: kill(2) on our own child, not yet reaped.
+            assert_eq!(
+                unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) },
+                0
+            );
+            killed_at = Some(len);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let status = child.wait().unwrap();
+    assert!(
+        killed_at.is_some() && status.code().is_none(),
+        "killed while writing directly: {status:?}"
+    );
+    let stderr = ok(&c.pull_to(&file, &["-vv"]));
+    assert!(
+        stderr.contains("with O_DIRECT from here on"),
+        "the pull after the kill wrote directly too: {stderr}"
+    );
+    assert_complete(&c, &file);
+}
+
 /// A tmpfs of `size` mounted at a fresh dir, unmounted on drop.
 struct Tmpfs {
     dir: tempfile::TempDir,
@@ -658,6 +703,37 @@ fn a_full_disk_exits_7_and_the_next_pull_is_exactly_once() {
 
     // Space freed: the next pull cuts off the partial lines and writes each version once.
     disk.resize("16m");
+    ok(&c.pull_to(&file, &[]));
+    assert_complete(&c, &file);
+}
+
+#[test]
+fn a_disk_full_while_a_backfill_is_written_around_the_page_cache_exits_7_and_loses_nothing() {
+    // Room for the first 16 MiB (through the page cache) and a few direct
+    // writes after them, not for the ~28 MB backfill.
+    let disk = match Tmpfs::mount("20m") {
+        Ok(d) => d,
+        Err(why) => {
+            eprintln!("skipped: cannot mount a small tmpfs here ({why})");
+            return;
+        }
+    };
+    let c = Connected::new(SandboxConfig {
+        alerts: 8_000,
+        ..SandboxConfig::default()
+    });
+    let file = disk.path().join("out.jsonl");
+    let before = position(&c.env);
+    let (code, stderr) = code(&c.pull_to(&file, &["-vv"]));
+    assert_eq!(code, Some(7), "{stderr}");
+    assert!(stderr.contains(&*file.to_string_lossy()), "{stderr}");
+    assert!(
+        stderr.contains("with O_DIRECT from here on"),
+        "the disk filled while writing directly: {stderr}"
+    );
+    assert_eq!(position(&c.env), before, "the position did not move");
+
+    disk.resize("64m");
     ok(&c.pull_to(&file, &[]));
     assert_complete(&c, &file);
 }

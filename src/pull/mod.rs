@@ -21,6 +21,7 @@
 //! leaves it as it was.
 
 pub mod ahead;
+mod direct;
 pub mod early;
 pub mod record;
 pub mod seen;

@@ -12,6 +12,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, IoSlice, Stdout, Write};
 use std::path::{Path, PathBuf};
 
+use super::direct::Appender;
 use crate::exit::Exit;
 use crate::state::OutputMark;
 
@@ -63,7 +64,7 @@ pub enum Sink {
 
 pub struct FileSink {
     path: PathBuf,
-    out: BufWriter<File>,
+    out: BufWriter<Appender>,
     created: bool,
     /// The length that is durable already (at open, then at each commit): a
     /// commit that finds the file still this long, with nothing written
@@ -180,7 +181,7 @@ impl Sink {
         Ok((
             Sink::File(FileSink {
                 path: path.to_path_buf(),
-                out: BufWriter::with_capacity(BUFFER, file),
+                out: BufWriter::with_capacity(BUFFER, Appender::new(file)),
                 created: !existed,
                 synced_len,
                 written: false,
@@ -205,7 +206,7 @@ impl Sink {
         match self {
             Sink::Stdout(_) => Ok(None),
             Sink::File(f) => {
-                let (dev, ino, len) = identity(f.out.get_ref())
+                let (dev, ino, len) = identity(f.out.get_ref().file())
                     .map_err(|source| SinkError::Write { target, source })?;
                 Ok(Some(OutputMark {
                     dev,
@@ -231,7 +232,11 @@ impl Sink {
                 f.written = true;
                 // Queue writeback after each `writev` (a megabyte or so), not
                 // once per page: the disk then works while the rest is written.
-                let writeback = Writeback::started(&mut f.writeback, f.out.get_ref());
+                // (Direct writes leave nothing for it to do.)
+                let writeback = match f.out.get_ref().is_direct() {
+                    false => Writeback::started(&mut f.writeback, f.out.get_ref().file()),
+                    true => None,
+                };
                 line.write_many(&mut f.out, records, || {
                     if let Some(w) = writeback {
                         w.kick();
@@ -251,10 +256,10 @@ impl Sink {
     /// from the commit. Best effort: a failure here shows at the commit.
     pub fn start_writeback(&mut self) {
         if let Sink::File(f) = self {
-            if f.out.flush().is_err() {
+            if f.out.flush().is_err() || f.out.get_ref().is_direct() {
                 return;
             }
-            if let Some(w) = Writeback::started(&mut f.writeback, f.out.get_ref()) {
+            if let Some(w) = Writeback::started(&mut f.writeback, f.out.get_ref().file()) {
                 w.kick();
             }
         }
@@ -277,9 +282,10 @@ impl Sink {
             }
             Sink::File(f) => {
                 f.out.flush().map_err(err)?;
+                f.out.get_mut().settle().map_err(err)?;
                 // Its last request is done before the fsync that makes it moot.
                 f.writeback = None;
-                let file = f.out.get_ref();
+                let file = f.out.get_ref().file();
                 let (dev, ino, len) = identity(file).map_err(err)?;
                 if f.created || f.written || len != f.synced_len {
                     file.sync_data().map_err(err)?;
@@ -384,7 +390,9 @@ fn write_slices<W: Write>(w: &mut BufWriter<W>, slices: &mut Vec<IoSlice<'_>>) -
     if slices.is_empty() {
         return Ok(());
     }
-    w.flush()?;
+    if !w.buffer().is_empty() {
+        w.flush()?;
+    }
     let out = w.get_mut();
     let mut rest: &mut [IoSlice<'_>] = slices;
     while !rest.is_empty() {
