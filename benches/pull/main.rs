@@ -12,7 +12,14 @@
 //! request log. Medians of the runs are printed as a Markdown
 //! table. Not a test: nothing here asserts on time.
 //!
+//! `--bodies chunked` (the default) has the sandbox send each page chunked
+//! as it renders it, without a Content-Length; `--bodies sized` renders each
+//! page whole first and sends it with one. `--hold` keeps one tenant up and
+//! prints how to pull from it by hand (`benches/ab.py` uses it to compare
+//! builds).
+//!
 //!     cargo bench --bench pull -- --sizes 10000,100000,1000000 --runs 3
+//!     cargo bench --bench pull -- --sizes 10000,100000,1000000 --runs 3 --bodies sized
 
 #[path = "../common/mod.rs"]
 mod common;

@@ -7,6 +7,9 @@
 //! identity (device + inode), and the next pull cuts the file back to that
 //! offset before it writes, so a crash never causes duplicates. A file replaced
 //! (logrotate `create`) or shrunk (`copytruncate`) since is a fresh file.
+//! A file is appended to through an [`Appender`], which writes a backfill
+//! around the page cache once it is large (see `direct`); until then, a
+//! writeback thread asks the kernel to write dirty pages as they are made.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, IoSlice, Stdout, Write};
@@ -254,6 +257,8 @@ impl Sink {
     /// so the [`commit`](Sink::commit) at the end has little left to wait for
     /// (a backfill writes hundreds of megabytes). Durability still comes only
     /// from the commit. Best effort: a failure here shows at the commit.
+    /// Writing directly, there is nothing to start: whole blocks go out
+    /// as the buffer fills.
     pub fn start_writeback(&mut self) {
         if let Sink::File(f) = self {
             if f.out.flush().is_err() || f.out.get_ref().is_direct() {
