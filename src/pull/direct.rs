@@ -165,7 +165,12 @@ impl Direct {
     fn start(file: &File) -> io::Result<Option<Direct>> {
         use std::os::fd::AsRawFd;
         use std::os::unix::fs::{FileExt, OpenOptionsExt};
-        let end = file.metadata()?.len();
+        let meta = file.metadata()?;
+        if !meta.file_type().is_file() {
+            // A named pipe or a device (`--output /dev/stdout`): no offsets.
+            return Ok(None);
+        }
+        let end = meta.len();
         // Its own open file description (a `dup` would share O_APPEND), of
         // the very file (not of whatever the path names now).
         let fd = match std::fs::OpenOptions::new()
@@ -396,6 +401,48 @@ mod tests {
         drop(out);
         expected.extend_from_slice(b"the last line\n");
         assert_eq!(std::fs::read(&path).unwrap(), expected);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_named_pipe_is_written_through_as_before() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fifo");
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo(3) with a NUL-terminated path that lives through the call.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let reader = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let mut all = Vec::new();
+                File::open(path).unwrap().read_to_end(&mut all).unwrap();
+                all
+            })
+        };
+        let mut out = Appender::new(append_to(&path));
+        let chunk = vec![b'y'; 1 << 20];
+        for _ in 0..(AFTER as usize / chunk.len() + 4) {
+            out.write_all(&chunk).unwrap();
+        }
+        out.flush().unwrap();
+        out.settle().unwrap();
+        assert!(!out.is_direct());
+        drop(out);
+        let all = reader.join().unwrap();
+        assert_eq!(all.len(), (AFTER as usize / chunk.len() + 4) * chunk.len());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_device_is_written_through_as_before() {
+        let mut out = Appender::new(append_to(Path::new("/dev/null")));
+        let chunk = vec![b'z'; 1 << 20];
+        for _ in 0..(AFTER as usize / chunk.len() + 4) {
+            out.write_all(&chunk).unwrap();
+        }
+        out.settle().unwrap();
+        assert!(!out.is_direct());
     }
 
     #[test]
