@@ -645,6 +645,13 @@ impl Tmpfs {
         Ok(Tmpfs { dir })
     }
 
+    /// `None` (the test skipped, saying why) where mounting is not allowed.
+    fn mount_or_skip(size: &str) -> Option<Tmpfs> {
+        Tmpfs::mount(size)
+            .inspect_err(|why| eprintln!("skipped: cannot mount a small tmpfs here ({why})"))
+            .ok()
+    }
+
     fn path(&self) -> PathBuf {
         self.dir.path().to_path_buf()
     }
@@ -671,12 +678,8 @@ impl Drop for Tmpfs {
 
 #[test]
 fn a_full_disk_exits_7_and_the_next_pull_is_exactly_once() {
-    let disk = match Tmpfs::mount("64k") {
-        Ok(d) => d,
-        Err(why) => {
-            eprintln!("skipped: cannot mount a small tmpfs here ({why})");
-            return;
-        }
+    let Some(disk) = Tmpfs::mount_or_skip("64k") else {
+        return;
     };
     let c = Connected::new(SandboxConfig {
         alerts: 5,
@@ -711,12 +714,8 @@ fn a_full_disk_exits_7_and_the_next_pull_is_exactly_once() {
 fn a_disk_full_while_a_backfill_is_written_around_the_page_cache_exits_7_and_loses_nothing() {
     // Room for the first 16 MiB (through the page cache) and a few direct
     // writes after them, not for the ~28 MB backfill.
-    let disk = match Tmpfs::mount("20m") {
-        Ok(d) => d,
-        Err(why) => {
-            eprintln!("skipped: cannot mount a small tmpfs here ({why})");
-            return;
-        }
+    let Some(disk) = Tmpfs::mount_or_skip("20m") else {
+        return;
     };
     let c = Connected::new(SandboxConfig {
         alerts: 8_000,

@@ -76,6 +76,11 @@ pub const READ_AHEAD: usize = 8 << 20;
 /// How much room in the read-ahead the receiving task waits for at a time.
 const ROOM_STEP: usize = 1 << 20;
 
+// The receiving task may hold up to a step it has not used yet while it waits
+// for another: a read-ahead of less than two steps could wait forever (seen
+// with a 1 MiB read-ahead).
+const _: () = assert!(READ_AHEAD >= 2 * ROOM_STEP);
+
 /// The first bytes of a body kept for [`Ends`], at the most.
 const HEAD_BYTES: usize = 16 << 10;
 
