@@ -132,7 +132,8 @@ impl Appender {
             return Ok(());
         };
         tracing::debug!(
-            "the output's file system refused O_DIRECT; writing through the page cache"
+            "the output's file system refused O_DIRECT, or the file was cut short; \
+             writing through the page cache"
         );
         let written = (d.end - d.base) as usize;
         if written < d.fill {
@@ -209,11 +210,18 @@ impl Direct {
     }
 
     /// Write `buf[..n]` (whole blocks) at `base` and keep the rest at the
-    /// buffer's start. `false`: the file system refused, nothing moved.
+    /// buffer's start. `false`: the file system refused, or the file was cut
+    /// short meanwhile; nothing moved.
     #[cfg(unix)]
     fn write_blocks(&mut self, n: usize) -> io::Result<bool> {
         use std::os::unix::fs::FileExt;
         debug_assert_eq!(n % BLOCK, 0);
+        if self.fd.metadata()?.len() < self.end {
+            // Truncated under us (logrotate `copytruncate`): writing at our
+            // offsets would leave a hole of NULs before the rest. Appending
+            // puts it where a plain appender would.
+            return Ok(false);
+        }
         let mut done = 0;
         while done < n {
             match self
@@ -401,6 +409,48 @@ mod tests {
         drop(out);
         expected.extend_from_slice(b"the last line\n");
         assert_eq!(std::fs::read(&path).unwrap(), expected);
+    }
+
+    #[test]
+    fn a_file_cut_short_while_written_directly_is_appended_to_without_a_hole() {
+        // logrotate's `copytruncate` empties the file mid-backfill: the rest
+        // goes to its new end, as with a plain appender, not after a hole.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let mut out = Appender::new(append_to(&path));
+        let chunk: Vec<u8> = (0..(1 << 20) + 333)
+            .map(|i| b'a' + (i % 26) as u8)
+            .collect();
+        while !out.is_direct() {
+            if out.appended > 2 * AFTER {
+                eprintln!("skipped: this file system takes no O_DIRECT");
+                return;
+            }
+            out.write_all(&chunk).unwrap();
+        }
+        for _ in 0..6 {
+            out.write_all(&chunk).unwrap();
+        }
+        out.flush().unwrap();
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        let mut after = Vec::new();
+        for _ in 0..6 {
+            out.write_all(&chunk).unwrap();
+            after.extend_from_slice(&chunk);
+        }
+        out.settle().unwrap();
+        let file = std::fs::read(&path).unwrap();
+        assert!(!file.contains(&0), "no hole of NULs");
+        assert!(file.ends_with(&after), "everything after the cut is there");
+        assert!(
+            file.len() < after.len() + CAP,
+            "only what was not yet written at the cut comes before it"
+        );
     }
 
     #[cfg(unix)]
