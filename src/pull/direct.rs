@@ -94,18 +94,26 @@ impl Appender {
     /// Write everything taken so far to the file (a partial last block
     /// through the page cache).
     pub fn settle(&mut self) -> io::Result<()> {
+        self.write_whole_blocks()?;
+        let Some(d) = &mut self.direct else {
+            return Ok(());
+        };
+        let written = (d.end - d.base) as usize;
+        if written < d.fill {
+            self.file.write_all(&d.buf.get()[written..d.fill])?;
+            d.end = d.base + d.fill as u64;
+        }
+        Ok(())
+    }
+
+    /// Write what fills whole blocks of the buffer (writing directly).
+    fn write_whole_blocks(&mut self) -> io::Result<()> {
         let Some(d) = &mut self.direct else {
             return Ok(());
         };
         let whole = d.fill & !(BLOCK - 1);
         if whole > 0 && !d.write_blocks(whole)? {
-            return self.give_up_direct();
-        }
-        let d = self.direct.as_mut().expect("still direct");
-        let written = (d.end - d.base) as usize;
-        if written < d.fill {
-            self.file.write_all(&d.buf.get()[written..d.fill])?;
-            d.end = d.base + d.fill as u64;
+            self.give_up_direct()?;
         }
         Ok(())
     }
@@ -295,14 +303,7 @@ impl Write for Appender {
 
     /// Writes whole blocks; a partial last one waits for [`Appender::settle`].
     fn flush(&mut self) -> io::Result<()> {
-        let Some(d) = &mut self.direct else {
-            return Ok(());
-        };
-        let whole = d.fill & !(BLOCK - 1);
-        if whole > 0 && !d.write_blocks(whole)? {
-            self.give_up_direct()?;
-        }
-        Ok(())
+        self.write_whole_blocks()
     }
 }
 

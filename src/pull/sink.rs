@@ -117,10 +117,14 @@ impl Writeback {
         None
     }
 
-    /// The writeback of `slot`, started for `file` if it was not yet.
-    fn started<'w>(slot: &'w mut Option<Writeback>, file: &File) -> Option<&'w Writeback> {
+    /// The writeback of `slot`, started for `out`'s file if it was not yet;
+    /// none while `out` writes directly (it leaves no dirty pages).
+    fn started<'w>(slot: &'w mut Option<Writeback>, out: &Appender) -> Option<&'w Writeback> {
+        if out.is_direct() {
+            return None;
+        }
         if slot.is_none() {
-            *slot = Writeback::start(file);
+            *slot = Writeback::start(out.file());
         }
         slot.as_ref()
     }
@@ -235,11 +239,7 @@ impl Sink {
                 f.written = true;
                 // Queue writeback after each `writev` (a megabyte or so), not
                 // once per page: the disk then works while the rest is written.
-                // (Direct writes leave nothing for it to do.)
-                let writeback = match f.out.get_ref().is_direct() {
-                    false => Writeback::started(&mut f.writeback, f.out.get_ref().file()),
-                    true => None,
-                };
+                let writeback = Writeback::started(&mut f.writeback, f.out.get_ref());
                 line.write_many(&mut f.out, records, || {
                     if let Some(w) = writeback {
                         w.kick();
@@ -258,13 +258,13 @@ impl Sink {
     /// (a backfill writes hundreds of megabytes). Durability still comes only
     /// from the commit. Best effort: a failure here shows at the commit.
     /// Writing directly, there is nothing to start: whole blocks go out
-    /// as the buffer fills.
+    /// as the buffer fills (see `Writeback::started`).
     pub fn start_writeback(&mut self) {
         if let Sink::File(f) = self {
-            if f.out.flush().is_err() || f.out.get_ref().is_direct() {
+            if f.out.flush().is_err() {
                 return;
             }
-            if let Some(w) = Writeback::started(&mut f.writeback, f.out.get_ref().file()) {
+            if let Some(w) = Writeback::started(&mut f.writeback, f.out.get_ref()) {
                 w.kick();
             }
         }
